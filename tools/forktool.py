@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Round-trip patches/ through a git tree of the pinned upstream wheel.
+
+The only way patches are edited (Electron's import/export workflow, Debian's gbp pq):
+
+  tree    unpack the pinned wheel into .work/tree: one upstream commit, then one commit per patch
+  export  write the commits after 'upstream' back as patches/ files and refresh patches/series
+  check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
+          or if patches/ holds a file series does not list
+  lint    every patch has a DEP-3 style header and a behaviour test that names it
+
+Fetching and verifying the wheel and applying patches is setup.py's code, so this tool
+and the build cannot disagree.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import setup as build  # noqa: E402  (the repo's setup.py: the build's own functions)
+
+WORK_TREE = ROOT / ".work" / "tree"
+UPSTREAM_REF = "upstream"
+TESTS_DIR = ROOT / "tests"
+
+# One identity and one clock for the tree, so re-imports produce the same commits.
+_GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "nvflare fork tool",
+    "GIT_AUTHOR_EMAIL": "forktool@localhost",
+    "GIT_COMMITTER_NAME": "nvflare fork tool",
+    "GIT_COMMITTER_EMAIL": "forktool@localhost",
+}
+_UPSTREAM_DATE = "2026-08-31T16:26:39-0700"
+
+# Pinned so every developer's git config exports byte-identical patch files.
+_EXPORT_CONFIG = [
+    "core.abbrev=12", "core.quotePath=true", "core.autocrlf=false",
+    "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=false",
+    "diff.algorithm=myers", "diff.context=3", "diff.interHunkContext=0", "diff.suppressBlankEmpty=false",
+    "diff.indentHeuristic=true", "format.signature=", "format.numbered=false", "format.thread=false",
+    "format.coverLetter=false", "format.headers=", "format.suffix=.patch", "format.outputDirectory=",
+]
+_EXPORT_FLAGS = [
+    "--keep-subject", "--no-stat", "--no-signature", "--zero-commit", "--full-index", "--no-renames",
+    "--no-binary", "--no-notes", "--no-thread", "--stdout",
+]
+
+REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
+MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
+
+
+class ToolError(Exception):
+    pass
+
+
+def git(tree: Path, *args, check=True, env_extra=None) -> str:
+    env = dict(os.environ)
+    env.update(_GIT_IDENTITY)
+    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    if env_extra:
+        env.update(env_extra)
+    proc = subprocess.run(["git", *args], cwd=tree, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ToolError(f"git {' '.join(args)} failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def munge_subject(subject: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:72] + ".patch"
+
+
+# ---------------------------------------------------------------------------------------
+# tree
+# ---------------------------------------------------------------------------------------
+
+
+def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> Path:
+    pin = build.load_pin()
+    wheel = build.locate_upstream_wheel(pin, log)
+    dest.mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as z:
+        for info in z.infolist():
+            if info.is_dir():
+                continue
+            target = dest / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(info))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                target.chmod(mode)
+    git(dest, "init", "-q", "-b", "fork")
+    for key, value in (("commit.gpgsign", "false"), ("core.autocrlf", "false"), ("am.keepcr", "true")):
+        git(dest, "config", key, value)
+    git(dest, "add", "-A")
+    dates = {"GIT_AUTHOR_DATE": _UPSTREAM_DATE, "GIT_COMMITTER_DATE": _UPSTREAM_DATE}
+    git(dest, "commit", "-q", "-m", f"upstream {pin['project']} {pin['version']} ({pin['wheel']})", env_extra=dates)
+    git(dest, "tag", UPSTREAM_REF)
+    names = build.read_series(patches_dir / "series")
+    for name in names:
+        patch = patches_dir / name
+        if not patch.is_file():
+            raise ToolError(f"patches/series names {name}, but it does not exist")
+        out = subprocess.run(
+            ["git", "am", "--keep-non-patch", "--committer-date-is-author-date", "--whitespace=nowarn", str(patch)],
+            cwd=dest, env={**os.environ, **_GIT_IDENTITY, "GIT_CEILING_DIRECTORIES": str(dest.parent)},
+            capture_output=True, text=True,
+        )
+        if out.returncode != 0:
+            raise ToolError(
+                f"{name} does not apply; the tree stops before it (fix with git am --3way / --continue in "
+                f"{dest}):\n{out.stderr.strip() or out.stdout.strip()}"
+            )
+    log(f"tree ready: {dest} ({len(names)} patch commit(s) on top of tag '{UPSTREAM_REF}')")
+    return dest
+
+
+def cmd_tree(args):
+    dest = Path(args.dir)
+    if dest.exists():
+        if not args.force:
+            raise ToolError(f"{dest} exists (it may hold unexported work); export it first or pass --force")
+        shutil.rmtree(dest)
+    make_tree(dest)
+
+
+# ---------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------
+
+
+def export_patches(tree: Path) -> list:
+    """[(file name, content)] for each commit after the upstream tag, oldest first."""
+    shas = git(tree, "rev-list", "--reverse", f"{UPSTREAM_REF}..HEAD").split()
+    config = [arg for kv in _EXPORT_CONFIG for arg in ("-c", kv)]
+    out = []
+    for sha in shas:
+        subject = git(tree, "log", "-1", "--format=%s", sha).strip()
+        content = git(tree, *config, "format-patch", *_EXPORT_FLAGS, "-1", sha)
+        name = munge_subject(subject)
+        if any(name == n for n, _ in out):
+            raise ToolError(f"two commits export to the same file name {name}: give them distinct subjects")
+        out.append((name, content))
+    return out
+
+
+def write_patches(patches, patches_dir: Path):
+    patches_dir.mkdir(parents=True, exist_ok=True)
+    keep = {name for name, _ in patches}
+    for stale in patches_dir.glob("*.patch"):
+        if stale.name not in keep:
+            stale.unlink()
+    for name, content in patches:
+        (patches_dir / name).write_bytes(content.encode("utf-8"))
+    series = "# Applied in this order by setup.py; written by tools/forktool.py export.\n"
+    series += "".join(f"{name}\n" for name, _ in patches)
+    (patches_dir / "series").write_bytes(series.encode("utf-8"))
+
+
+def cmd_export(args):
+    tree = Path(args.dir)
+    if not (tree / ".git").is_dir():
+        raise ToolError(f"no tree at {tree}: run 'forktool.py tree' first")
+    if git(tree, "status", "--porcelain").strip():
+        raise ToolError(f"{tree} has uncommitted changes: commit them (one commit per patch) before export")
+    patches = export_patches(tree)
+    write_patches(patches, build.PATCHES_DIR)
+    print(f"exported {len(patches)} patch(es) to {build.PATCHES_DIR}")
+
+
+# ---------------------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------------------
+
+
+def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
+    problems = []
+    series = build.read_series(patches_dir / "series")
+    listed = set(series)
+    for f in sorted(patches_dir.iterdir()) if patches_dir.is_dir() else []:
+        if f.name != "series" and f.name not in listed:
+            problems.append(f"patches/{f.name} is not listed in patches/series")
+    if len(series) != len(listed):
+        problems.append("patches/series lists a patch twice")
+    with tempfile.TemporaryDirectory(prefix="forktool-check-") as tmp:
+        tree = make_tree(Path(tmp) / "tree", patches_dir, log=lambda m: None)
+        exported = export_patches(tree)
+    names = [name for name, _ in exported]
+    if names != series:
+        problems.append(f"series order/names {series} would be re-exported as {names}")
+    for name, content in exported:
+        current = patches_dir / name
+        if not current.is_file() or current.read_bytes() != content.encode("utf-8"):
+            problems.append(f"patches/{name} is not in canonical form (run tree + export and commit the result)")
+    return problems
+
+
+def cmd_check(args):
+    problems = drift()
+    for p in problems:
+        print(f"check: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"check: {len(build.read_series())} patch(es) apply and re-export byte-identically")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# lint
+# ---------------------------------------------------------------------------------------
+
+
+def patch_header(text: str) -> dict:
+    """DEP-3 style fields from the commit message body of a format-patch file."""
+    body = text.split("\n---\n", 1)[0]
+    fields, key = {}, None
+    for line in body.splitlines():
+        m = re.match(r"^([A-Za-z][A-Za-z-]*): ?(.*)$", line)
+        if m and m.group(1) not in ("From", "Date", "Subject"):
+            key = m.group(1)
+            fields[key] = m.group(2).strip()
+        elif key and line.startswith(" "):
+            fields[key] += " " + line.strip()
+        else:
+            key = None
+    return fields
+
+
+def changed_lines(text: str) -> int:
+    diff = text.split("\n---\n", 1)[1] if "\n---\n" in text else text
+    return sum(
+        1 for line in diff.splitlines()
+        if (line.startswith("+") and not line.startswith("+++")) or (line.startswith("-") and not line.startswith("---"))
+    )
+
+
+def lint_problems(patches_dir: Path = build.PATCHES_DIR, tests_dir: Path = TESTS_DIR) -> list:
+    problems = []
+    test_text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(tests_dir.rglob("*.py")))
+    for name in build.read_series(patches_dir / "series"):
+        text = (patches_dir / name).read_text(encoding="utf-8")
+        fields = patch_header(text)
+        for required in REQUIRED_HEADERS:
+            if not fields.get(required):
+                problems.append(f"{name}: header lacks '{required}:'")
+        forwarded = fields.get("Forwarded", "")
+        if forwarded and not (forwarded in ("no", "not-needed") or forwarded.startswith("http")):
+            problems.append(f"{name}: 'Forwarded:' must be no, not-needed or a URL, not '{forwarded}'")
+        n = changed_lines(text)
+        if n > MAX_CHANGED_LINES:
+            problems.append(f"{name}: changes {n} lines (> {MAX_CHANGED_LINES}); move the logic into the overlay")
+        if name not in test_text:
+            problems.append(f"{name}: no test under tests/ names it (each patch needs a behaviour test)")
+    return problems
+
+
+def cmd_lint(args):
+    problems = lint_problems()
+    for p in problems:
+        print(f"lint: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"lint: {len(build.read_series())} patch(es) have headers and behaviour tests")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("tree", help="unpack the pinned wheel and import the patch series into a git tree")
+    p.add_argument("--dir", default=str(WORK_TREE))
+    p.add_argument("--force", action="store_true", help="replace an existing tree")
+    p = sub.add_parser("export", help="write the tree's patch commits back to patches/")
+    p.add_argument("--dir", default=str(WORK_TREE))
+    sub.add_parser("check", help="fail if re-exporting would change patches/ or a patch is not in series")
+    sub.add_parser("lint", help="fail if a patch lacks its header or its behaviour test")
+    args = parser.parse_args(argv)
+    handler = {"tree": cmd_tree, "export": cmd_export, "check": cmd_check, "lint": cmd_lint}[args.cmd]
+    try:
+        return handler(args) or 0
+    except (ToolError, build.BuildError) as e:
+        print(f"forktool: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
