@@ -1,0 +1,188 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""A real local FLARE system (POC mode, provisioned kits) for tests.
+
+Everything lives under one folder: HOME and NVFLARE_POC_WORKSPACE point there, so nothing
+leaks into the user's home, and the server port is picked free so two systems (or two
+developers' test runs) never collide. Teardown stops the system and kills any process
+still running from the workspace, so a failed test cannot leave servers behind.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+NVFLARE = str(Path(sys.executable).parent / "nvflare")
+PROJECT_ADMIN = "admin@nvidia.com"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FlareSystem:
+    """One POC system: server + clients, admin kits for every provisioned user.
+
+    ``project_edit`` gets the parsed project.yml (a dict) and may change it (extra users,
+    orgs, clients) before the kits are provisioned.
+    """
+
+    def __init__(self, root, n_clients: int = 2, project_edit=None):
+        self.root = Path(root)
+        self.home = self.root / "home"
+        self.workspace = self.root / "poc"
+        self.n_clients = n_clients
+        self.project_edit = project_edit
+        self.port = free_port()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env.update({"HOME": str(self.home), "NVFLARE_POC_WORKSPACE": str(self.workspace)})
+        self.env.pop("PYTHONPATH", None)
+        self.started = False
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def prod(self) -> Path:
+        return self.workspace / "example_project" / "prod_00"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.prod / "server"
+
+    @property
+    def console_log(self) -> Path:
+        return self.server_dir / "poc_console.log"
+
+    def kit(self, user: str = PROJECT_ADMIN) -> Path:
+        return self.prod / user
+
+    def transfer_dir(self, user: str = PROJECT_ADMIN) -> Path:
+        return self.kit(user) / "transfer"
+
+    @property
+    def jobs_storage(self) -> Path:
+        resources = json.loads((self.server_dir / "local" / "resources.json").read_text())
+        for comp in resources["components"]:
+            if comp.get("id") == "job_manager":
+                return Path(comp["args"]["uri_root"])
+        raise RuntimeError("server resources.json has no job_manager component")
+
+    def job_store_dir(self, job_id: str) -> Path:
+        return self.jobs_storage / job_id
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def run_nvflare(self, *args, timeout=120, check=True, input_text=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [NVFLARE, *args], env=self.env, cwd=self.root, capture_output=True, text=True,
+            timeout=timeout, input=input_text,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"nvflare {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def prepare(self):
+        self.run_nvflare("poc", "prepare", "-n", str(self.n_clients), "--force")
+        project_file = self.workspace / "project.yml"
+        project = yaml.safe_load(project_file.read_text())
+        for p in project["participants"]:
+            if p.get("type") == "server":
+                p["fed_learn_port"] = self.port
+        if self.project_edit:
+            self.project_edit(project)
+        edited = self.root / "project.yml"
+        edited.write_text(yaml.safe_dump(project, sort_keys=False))
+        self.run_nvflare("poc", "prepare", "-i", str(edited), "--force")
+        return self
+
+    def start(self, timeout: float = 120):
+        self.run_nvflare("poc", "start", timeout=timeout)
+        self.started = True
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                with self.session() as sess:
+                    info = sess.get_system_info()
+                    if len(info.client_info) >= self.n_clients:
+                        return self
+                    last = f"{len(info.client_info)} client(s) connected"
+            except Exception as e:  # the server is still starting
+                last = repr(e)
+            time.sleep(1)
+        raise RuntimeError(f"FLARE system did not come up in {timeout}s: {last}\n{self.tail_console()}")
+
+    def stop(self, timeout: float = 60):
+        if self.started:
+            try:
+                self.run_nvflare("poc", "stop", timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:
+                pass
+        self.started = False
+        self.kill_leftovers(grace=30)
+
+    def workspace_processes(self):
+        marker = str(self.workspace)
+        found = []
+        for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
+            try:
+                cmd = " ".join(p.info["cmdline"] or [])
+                if marker in cmd or (p.info["cwd"] or "").startswith(marker):
+                    if p.pid != os.getpid():
+                        found.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def kill_leftovers(self, grace: float = 30):
+        deadline = time.time() + grace
+        while time.time() < deadline and self.workspace_processes():
+            time.sleep(0.5)
+        for p in self.workspace_processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+
+    def tail_console(self, n: int = 40) -> str:
+        if not self.console_log.exists():
+            return "(no server console log)"
+        return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-n:])
+
+    # -- admin access ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, user: str = PROJECT_ADMIN, timeout: float = 30):
+        from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+        sess = new_secure_session(user, str(self.kit(user)), timeout=timeout)
+        try:
+            yield sess
+        finally:
+            sess.close()
+
+    def submit_and_wait(self, job_folder, timeout: float = 300, user: str = PROJECT_ADMIN) -> tuple:
+        """Submit a job folder, wait until it is finished; return (job_id, meta)."""
+        with self.session(user) as sess:
+            job_id = sess.submit_job(str(job_folder))
+            sess.wait_for_job(job_id, timeout=timeout, poll_interval=0.5)
+            meta = sess.get_job_meta(job_id)
+        return job_id, meta
