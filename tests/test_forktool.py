@@ -24,7 +24,7 @@ import pytest
 def repo_copy(repo, tmp_path):
     dest = tmp_path / "repo"
     dest.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml"):
+    for name in ("setup.py", "upstream.json", "pyproject.toml", "README.md"):
         shutil.copy2(repo / name, dest / name)
     for folder in ("patches", "tools", "tests", "nvflare"):
         shutil.copytree(repo / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -105,3 +105,18 @@ def test_lint_catches_a_patch_that_is_not_a_hook(repo_copy, fork_build):
     proc = forktool(repo_copy, "lint")
     assert proc.returncode == 1
     assert f"lint: {name}: changes 30 lines (> 12); move the logic into the overlay" in proc.stderr
+
+
+def test_readme_patch_table_is_generated_and_checked(repo_copy, fork_build):
+    name = fork_build.read_series()[0]
+    table = forktool(repo_copy, "changes").stdout
+    assert table.splitlines()[0] == "| patch | upstream file(s) | what and why | upstream |"
+    assert f"| `{name}` | `nvflare/apis/storage.py` | Adds DataTypes.MODEL" in table
+    readme = repo_copy / "README.md"
+    assert table in readme.read_text(), "README.md carries the generated table"
+    readme.write_text(readme.read_text().replace(f"| `{name}` |", "| `renamed.patch` |"))
+    proc = forktool(repo_copy, "check")
+    assert proc.returncode == 1
+    assert "check: README.md's patch table is stale (run forktool.py changes --write)" in proc.stderr
+    assert forktool(repo_copy, "changes", "--write").returncode == 0
+    assert forktool(repo_copy, "check").returncode == 0

@@ -21,6 +21,8 @@ The only way patches are edited (Electron's import/export workflow, Debian's gbp
   check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
           or if patches/ holds a file series does not list
   lint    every patch has a DEP-3 style header and a behaviour test that names it
+  changes print (or --write into README.md) the table of what each patch changes, made
+          from the patch headers; check fails when README.md's copy is stale
 
 Fetching and verifying the wheel and applying patches is setup.py's code, so this tool
 and the build cannot disagree.
@@ -67,6 +69,9 @@ _EXPORT_FLAGS = [
 ]
 
 REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
+README = ROOT / "README.md"
+CHANGES_BEGIN = "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py changes --write) -->"
+CHANGES_END = "<!-- forktool changes: end -->"
 MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
 
 
@@ -219,6 +224,8 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
 
 def cmd_check(args):
     problems = drift()
+    if README.is_file() and readme_changes_section(README.read_text(encoding="utf-8")) != changes_table():
+        problems.append("README.md's patch table is stale (run forktool.py changes --write)")
     for p in problems:
         print(f"check: {p}", file=sys.stderr)
     if problems:
@@ -286,6 +293,44 @@ def cmd_lint(args):
     return 0
 
 
+# ---------------------------------------------------------------------------------------
+# changes
+# ---------------------------------------------------------------------------------------
+
+
+def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
+    """Markdown table: each patch, the upstream files it hooks, its Description and upstream status."""
+    rows = ["| patch | upstream file(s) | what and why | upstream |", "|---|---|---|---|"]
+    for name in build.read_series(patches_dir / "series"):
+        patch = patches_dir / name
+        fields = patch_header(patch.read_text(encoding="utf-8"))
+        files = ", ".join(f"`{t}`" for t in build.patch_targets(patch))
+        text = fields.get("Description", "").replace("|", "\\|")
+        rows.append(f"| `{name}` | {files} | {text} | {fields.get('Forwarded', '')} |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_changes_section(text: str):
+    if CHANGES_BEGIN not in text or CHANGES_END not in text:
+        return None
+    return text.split(CHANGES_BEGIN, 1)[1].split(CHANGES_END, 1)[0].lstrip("\n")
+
+
+def cmd_changes(args):
+    table = changes_table()
+    if not args.write:
+        print(table, end="")
+        return 0
+    text = README.read_text(encoding="utf-8")
+    if CHANGES_BEGIN not in text or CHANGES_END not in text:
+        raise ToolError(f"README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
+    head, rest = text.split(CHANGES_BEGIN, 1)
+    tail = rest.split(CHANGES_END, 1)[1]
+    README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
+    print("README.md patch table updated")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -296,8 +341,12 @@ def main(argv=None):
     p.add_argument("--dir", default=str(WORK_TREE))
     sub.add_parser("check", help="fail if re-exporting would change patches/ or a patch is not in series")
     sub.add_parser("lint", help="fail if a patch lacks its header or its behaviour test")
+    p = sub.add_parser("changes", help="the table of what each patch changes (from the patch headers)")
+    p.add_argument("--write", action="store_true", help="update the generated table in README.md")
     args = parser.parse_args(argv)
-    handler = {"tree": cmd_tree, "export": cmd_export, "check": cmd_check, "lint": cmd_lint}[args.cmd]
+    handler = {"tree": cmd_tree, "export": cmd_export, "check": cmd_check, "lint": cmd_lint, "changes": cmd_changes}[
+        args.cmd
+    ]
     try:
         return handler(args) or 0
     except (ToolError, build.BuildError) as e:
