@@ -372,14 +372,14 @@ def build_wheel_file(out_dir, log=None) -> Path:
         part = out_dir / f".{wheel_name}.part"
         record_rows = []
 
-        def add(zout, name, data, template=None):
+        def add(zout, name, data, template=None, executable=False):
             if template is not None:
                 info = zipfile.ZipInfo(name, template.date_time)
                 info.external_attr = template.external_attr
                 info.create_system = template.create_system
             else:
                 info = zipfile.ZipInfo(name, stamp_time)
-                info.external_attr = 0o100644 << 16
+                info.external_attr = (0o100755 if executable else 0o100644) << 16
                 info.create_system = 3
             info.compress_type = zipfile.ZIP_DEFLATED
             zout.writestr(info, data, compresslevel=9)
@@ -392,7 +392,8 @@ def build_wheel_file(out_dir, log=None) -> Path:
                     continue
                 add(zout, info.filename, contents[info.filename], info)
             for name in overlay:
-                add(zout, name, (OVERLAY_DIR.parent / name).read_bytes())
+                source = OVERLAY_DIR.parent / name
+                add(zout, name, source.read_bytes(), executable=os.access(source, os.X_OK))
             for info in entries:
                 if not info.filename.startswith(up_info + "/") or info.filename.endswith("/RECORD"):
                     continue

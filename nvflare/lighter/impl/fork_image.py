@@ -1,0 +1,108 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Container images built from provisioned kits install the fork, not upstream nvflare.
+
+Upstream's DockerBuilder writes a Dockerfile whose ``RUN pip install nvflare`` takes
+upstream from the package index: every container of a fork deployment would silently run
+upstream. The fork is not on any index, so the build folder gets the very wheel the
+provisioner runs (rebuilt from the installed files, each checked against RECORD) and
+the Dockerfile installs and pins it with the fork's install script.
+"""
+
+import base64
+import csv
+import hashlib
+import importlib.metadata
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+UPSTREAM_INSTALL_LINE = "RUN pip install nvflare\n"
+CONSTRAINTS_FILE = "/etc/nvflare-constraints.txt"
+INSTALL_SCRIPT = Path(__file__).with_name("install_nvflare_fork.sh")
+
+# Installer bookkeeping that is not part of a wheel.
+_NOT_IN_WHEEL = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def write_installed_wheel(dest_dir, dist_name: str = "nvflare") -> Path:
+    """Rebuild the wheel of the installed (pure-Python) distribution into dest_dir.
+
+    Raises RuntimeError naming the file if an installed file differs from its RECORD,
+    so a locally edited install is never shipped into images.
+    """
+    dist = importlib.metadata.distribution(dist_name)
+    version = dist.version
+    info_dir = f"{dist.metadata['Name']}-{version}.dist-info"
+    wheel_path = Path(dest_dir) / f"{dist.metadata['Name']}-{version}-py3-none-any.whl"
+    part = wheel_path.with_name(wheel_path.name + ".part")
+    try:
+        _write_wheel(dist, info_dir, version, part)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, wheel_path)
+    return wheel_path
+
+
+def _write_wheel(dist, info_dir: str, version: str, path: Path):
+    rows = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(dist.files, key=str):
+            name = str(f).replace(os.sep, "/")
+            if name.startswith("..") or f.hash is None:
+                continue  # console scripts and bytecode are the installer's, made again on install
+            if name.startswith(info_dir + "/") and name.split("/")[-1] in _NOT_IN_WHEEL:
+                continue
+            data = Path(f.locate()).read_bytes()
+            if f.hash.value != _record_hash(data).split("=", 1)[1]:
+                raise RuntimeError(f"installed {name} does not match its RECORD: reinstall nvflare {version}")
+            info = zipfile.ZipInfo(name, _FIXED_TIME)
+            info.external_attr = (0o100755 if os.access(f.locate(), os.X_OK) else 0o100644) << 16
+            z.writestr(info, data)
+            rows.append((name, _record_hash(data), str(len(data))))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerows(rows)
+        writer.writerow((f"{info_dir}/RECORD", "", ""))
+        z.writestr(zipfile.ZipInfo(f"{info_dir}/RECORD", _FIXED_TIME), buf.getvalue())
+
+
+def fork_install_lines(wheel_name: str) -> str:
+    stage = "/tmp/nvflare-fork"
+    return (
+        f"COPY {wheel_name} {INSTALL_SCRIPT.name} {stage}/\n"
+        f"RUN sh {stage}/{INSTALL_SCRIPT.name} {stage}/{wheel_name} {CONSTRAINTS_FILE} && rm -rf {stage}\n"
+        f"ENV PIP_CONSTRAINT={CONSTRAINTS_FILE}\n"
+    )
+
+
+def adapt_docker_build_dir(build_dir) -> bool:
+    """Make a DockerBuilder build folder install the fork; False if its Dockerfile installs no nvflare."""
+    build_dir = Path(build_dir)
+    dockerfile = build_dir / "Dockerfile"
+    text = dockerfile.read_text()
+    if UPSTREAM_INSTALL_LINE not in text:
+        return False
+    wheel = write_installed_wheel(build_dir)
+    shutil.copyfile(INSTALL_SCRIPT, build_dir / INSTALL_SCRIPT.name)
+    dockerfile.write_text(text.replace(UPSTREAM_INSTALL_LINE, fork_install_lines(wheel.name), 1))
+    return True
