@@ -1,0 +1,109 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Model publishing on a real POC system: models stored before FINISHED, verifiable, refused
+from anyone but the job's own server process, and off when a job turns it off.
+
+Behaviour tests for the patches
+component-policy-allow-the-job-side-model-publisher-by-default.patch (the injected
+publisher builds in a non-BYOC-checked job only because it is on the default allow-list)
+and provisioning-enable-the-job-model-store-in-new-server-kits.patch (the POC system
+publishes with no configuration at all): without either, no MODEL_ component appears.
+"""
+
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from model_jobs import add_server_component, np_fedavg_job, pt_fedavg_job
+
+pytestmark = pytest.mark.system
+
+GLOBAL = "MODEL_global_model"
+BEST = "MODEL_best_global_model"
+PUBLISHER = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
+
+
+def run_and_catch_finish(system, job_folder, timeout=300.0):
+    """Submit a job; list its components the moment its status first reads FINISHED:*."""
+    with system.session() as sess:
+        job_id = sess.submit_job(str(job_folder))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = sess.get_job_meta(job_id).get("status", "")
+            if status.startswith("FINISHED"):
+                return job_id, status, sess.list_job_components(job_id)
+            time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{system.tail_console()}")
+
+
+def workspace_files(system, job_id) -> dict:
+    """{archive member name: bytes} of the job's stored workspace archive."""
+    with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace") as z:
+        return {n: z.read(n) for n in z.namelist() if not n.endswith("/")}
+
+
+def member(files: dict, suffix: str) -> bytes:
+    found = [n for n in files if n.endswith(suffix)]
+    assert len(found) == 1, f"expected one {suffix} in the workspace archive, found {found}"
+    return files[found[0]]
+
+
+def job_meta(system, job_id) -> dict:
+    return json.loads((system.job_store_dir(job_id) / "meta").read_text())
+
+
+def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path):
+    """5 unmodified PyTorch FedAvg jobs (Client API, external process): 0 misses."""
+    folder = pt_fedavg_job(tmp_path)
+    seen = []
+    for _ in range(5):
+        job_id, status, components = run_and_catch_finish(flare_system, folder)
+        seen.append((job_id, status, sorted(components)))
+    misses = [s for s in seen if s[1] != "FINISHED:COMPLETED" or GLOBAL not in s[2] or BEST not in s[2]]
+    assert not misses, f"jobs without both models at FINISHED: {misses}\n{flare_system.tail_console()}"
+
+    for job_id, _, _ in seen:
+        store = flare_system.job_store_dir(job_id)
+        files = workspace_files(flare_system, job_id)
+        records = job_meta(flare_system, job_id)["component_records"]
+        for component, file_name in ((GLOBAL, "FL_global_model.pt"), (BEST, "best_FL_global_model.pt")):
+            stored = (store / component).read_bytes()
+            assert stored == member(files, f"app_server/{file_name}"), f"{job_id} {component} differs"
+            record = records[component]
+            assert record["file_name"] == file_name
+            assert record["size"] == len(stored)
+            assert record["sha256"] == __import__("hashlib").sha256(stored).hexdigest()
+            assert record["transfer"] in ("link", "copy")
+        state = torch.load(io.BytesIO((store / GLOBAL).read_bytes()), weights_only=True)
+        assert "model" in state and state["model"]["weight"].shape == (2, 4)
+
+
+def test_numpy_job_publishes_last_global_model_via_fallback(flare_system, tmp_path):
+    """NPModelPersistor has no inventory: the last global model from the FL context is stored."""
+    job_id, status, components = run_and_catch_finish(flare_system, np_fedavg_job(tmp_path))
+    assert status == "FINISHED:COMPLETED" and GLOBAL in components and BEST not in components, components
+
+    record = job_meta(flare_system, job_id)["component_records"][GLOBAL]
+    assert (record["file_name"], record["format"]) == ("global_model.npz", "numpy_npz")
+    published = np.load(flare_system.job_store_dir(job_id) / GLOBAL, allow_pickle=False)
+    persisted = np.load(io.BytesIO(member(workspace_files(flare_system, job_id), "models/server.npy")))
+    np.testing.assert_array_equal(published["numpy_key"], persisted)
+    np.testing.assert_array_equal(published["numpy_key"], [[3.0, 4.0], [5.0, 6.0]])
+    # the fallback's temporary file is not left in the workspace archive
+    assert not [n for n in workspace_files(flare_system, job_id) if ".model_publish" in n]
