@@ -21,52 +21,28 @@ and provisioning-enable-the-job-model-store-in-new-server-kits.patch (the POC sy
 publishes with no configuration at all): without either, no MODEL_ component appears.
 """
 
+import hashlib
 import io
 import json
-import time
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 
-from model_jobs import add_server_component, np_fedavg_job, pt_fedavg_job
+from model_jobs import (
+    BEST,
+    GLOBAL,
+    PUBLISHER,
+    add_server_component,
+    job_meta,
+    member,
+    np_fedavg_job,
+    pt_fedavg_job,
+    run_and_catch_finish,
+    workspace_files,
+)
 
 pytestmark = pytest.mark.system
-
-GLOBAL = "MODEL_global_model"
-BEST = "MODEL_best_global_model"
-PUBLISHER = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
-
-
-def run_and_catch_finish(system, job_folder, timeout=300.0):
-    """Submit a job; list its components the moment its status first reads FINISHED:*."""
-    with system.session() as sess:
-        job_id = sess.submit_job(str(job_folder))
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            status = sess.get_job_meta(job_id).get("status", "")
-            if status.startswith("FINISHED"):
-                return job_id, status, sess.list_job_components(job_id)
-            time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{system.tail_console()}")
-
-
-def workspace_files(system, job_id) -> dict:
-    """{archive member name: bytes} of the job's stored workspace archive."""
-    with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace") as z:
-        return {n: z.read(n) for n in z.namelist() if not n.endswith("/")}
-
-
-def member(files: dict, suffix: str) -> bytes:
-    found = [n for n in files if n.endswith(suffix)]
-    assert len(found) == 1, f"expected one {suffix} in the workspace archive, found {found}"
-    return files[found[0]]
-
-
-def job_meta(system, job_id) -> dict:
-    return json.loads((system.job_store_dir(job_id) / "meta").read_text())
-
 
 def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path):
     """5 unmodified PyTorch FedAvg jobs (Client API, external process): 0 misses."""
@@ -88,7 +64,7 @@ def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path)
             record = records[component]
             assert record["file_name"] == file_name
             assert record["size"] == len(stored)
-            assert record["sha256"] == __import__("hashlib").sha256(stored).hexdigest()
+            assert record["sha256"] == hashlib.sha256(stored).hexdigest()
             assert record["transfer"] in ("link", "copy")
         state = torch.load(io.BytesIO((store / GLOBAL).read_bytes()), weights_only=True)
         assert "model" in state and state["model"]["weight"].shape == (2, 4)

@@ -23,6 +23,8 @@ import json
 import os
 import sys
 import textwrap
+import time
+import zipfile
 from pathlib import Path
 
 PT_TRAIN_SCRIPT = textwrap.dedent(
@@ -123,3 +125,38 @@ def add_server_component(job_folder: Path, component: dict) -> None:
     config = json.loads(path.read_text())
     config.setdefault("components", []).append(component)
     path.write_text(json.dumps(config, indent=2))
+
+
+# -- running them and looking at the result -------------------------------------------
+GLOBAL = "MODEL_global_model"
+BEST = "MODEL_best_global_model"
+PUBLISHER = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
+
+
+def run_and_catch_finish(system, job_folder, timeout=300.0):
+    """Submit a job; list its components the moment its status first reads FINISHED:*."""
+    with system.session() as sess:
+        job_id = sess.submit_job(str(job_folder))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = sess.get_job_meta(job_id).get("status", "")
+            if status.startswith("FINISHED"):
+                return job_id, status, sess.list_job_components(job_id)
+            time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{system.tail_console()}")
+
+
+def workspace_files(system, job_id) -> dict:
+    """{archive member name: bytes} of the job's stored workspace archive."""
+    with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace") as z:
+        return {n: z.read(n) for n in z.namelist() if not n.endswith("/")}
+
+
+def member(files: dict, suffix: str) -> bytes:
+    found = [n for n in files if n.endswith(suffix)]
+    assert len(found) == 1, f"expected one {suffix} in the workspace archive, found {found}"
+    return files[found[0]]
+
+
+def job_meta(system, job_id) -> dict:
+    return json.loads((system.job_store_dir(job_id) / "meta").read_text())

@@ -53,7 +53,13 @@ from nvflare.app_common.widgets.model_publish_defs import (
     Status,
     file_identity,
 )
-from nvflare.app_common.widgets.model_publish_settings import DROP_FROM_WORKSPACE, ENABLED, TRANSFER, load_publish_settings
+from nvflare.app_common.widgets.model_publish_settings import (
+    DROP_FROM_WORKSPACE,
+    ENABLED,
+    TRANSFER,
+    PublishSettings,
+    load_publish_settings,
+)
 from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH, Outcome, inject_publisher
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -79,7 +85,7 @@ class JobModelStore(Widget):
 
     def __init__(self):
         super().__init__()
-        self.settings = load_publish_settings()
+        self.settings = None  # read at SYSTEM_START, once ConfigService has the server's config
         self._engine = None
         self._cell = None
         self._store_lock = threading.Lock()
@@ -94,6 +100,11 @@ class JobModelStore(Widget):
         cell = engine.get_cell() if engine else None
         if cell is None or cell is self._cell:
             return
+        try:
+            self.settings = load_publish_settings()
+        except ValueError as e:
+            self.settings = PublishSettings(enabled=False)
+            self.log_error(fl_ctx, f"Model publishing is off: {e}")
         cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
         self._engine, self._cell = engine, cell
         s = self.settings
@@ -108,7 +119,7 @@ class JobModelStore(Widget):
         self._on_system_start(event_type, fl_ctx)
         job_meta = fl_ctx.get_prop(FLContextKey.JOB_META) or {}
         job_id = job_meta.get(JobMetaKey.JOB_ID)
-        if not job_id or not self.settings.enabled:
+        if not job_id or not (self.settings and self.settings.enabled):
             return
         try:
             if not self._publisher_allowed(fl_ctx):

@@ -16,8 +16,9 @@
 Each setting is a top-level key of the server's ``local/resources.json`` (or
 ``NVFLARE_<KEY upper>`` in the environment, which ConfigService consults when the key is
 absent), so operators configure publishing where they configure everything else on the
-server. Values are checked once, when the store component is built, so a typo stops
-the server with a message naming the key instead of surfacing at the end of some job.
+server. The store reads and checks them once, when the server starts (ConfigService has
+the server's config by then, not yet when components are built); a bad value is logged
+with the key's name and turns publishing off instead of surfacing at the end of a job.
 """
 
 from dataclasses import dataclass
@@ -57,8 +58,13 @@ class PublishSettings:
 
 def publish_timeout() -> float:
     """Seconds one model may take from publish request to stored (also read by the job process)."""
-    value = ConfigService.get_float_var(TIMEOUT, conf=SystemConfigs.RESOURCES_CONF, default=DEFAULT_TIMEOUT)
-    if value is None or value <= 0:
+    try:
+        value = ConfigService.get_float_var(TIMEOUT, conf=SystemConfigs.RESOURCES_CONF, default=None)
+    except ValueError as e:
+        raise ValueError(f"invalid model publishing setting {TIMEOUT}: {e}") from None
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if value <= 0:
         raise ValueError(f"{TIMEOUT} must be a positive number of seconds, got {value!r}")
     return value
 
@@ -68,10 +74,12 @@ def load_publish_settings() -> PublishSettings:
     defaults = PublishSettings()
 
     def get(getter, key, default):
+        # default=None: ConfigService caches any non-None answer, a default included
         try:
-            return getter(key, conf=SystemConfigs.RESOURCES_CONF, default=default)
+            value = getter(key, conf=SystemConfigs.RESOURCES_CONF, default=None)
         except ValueError as e:
             raise ValueError(f"invalid model publishing setting {key}: {e}") from None
+        return default if value is None else value
 
     settings = PublishSettings(
         enabled=get(ConfigService.get_bool_var, ENABLED, defaults.enabled),
