@@ -19,6 +19,9 @@ component-policy-allow-the-job-side-model-publisher-by-default.patch (the inject
 publisher builds in a non-BYOC-checked job only because it is on the default allow-list)
 and provisioning-enable-the-job-model-store-in-new-server-kits.patch (the POC system
 publishes with no configuration at all): without either, no MODEL_ component appears.
+They also depend on storage-model-data-type-and-a-strict-component-name-rule.patch: without
+DataTypes.MODEL the job store rejects every MODEL_ component
+(test_job_store_accepts_model_components_only_with_safe_names checks that directly).
 """
 
 import hashlib
@@ -43,6 +46,19 @@ from model_jobs import (
 )
 
 pytestmark = pytest.mark.system
+
+def test_job_store_accepts_model_components_only_with_safe_names(tmp_path):
+    """The real FilesystemStorage: MODEL_ names are stored, a traversal name is refused."""
+    from nvflare.app_common.storages.filesystem_storage import FilesystemStorage
+
+    store = FilesystemStorage(root_dir=str(tmp_path), uri_root="/")
+    store.create_object("job1", b"data", {"k": "v"}, overwrite_existing=True)
+    store.update_object("job1", b"model", GLOBAL)
+    assert store.get_data("job1", GLOBAL) == b"model"
+    with pytest.raises(Exception, match="MODEL_x/../../escaped"):
+        store.update_object("job1", b"bad", "MODEL_x/../../escaped")
+    assert not (tmp_path / "escaped").exists()
+
 
 def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path):
     """5 unmodified PyTorch FedAvg jobs (Client API, external process): 0 misses."""
