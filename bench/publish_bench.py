@@ -101,7 +101,12 @@ def write_job(root: Path, size_mb: int) -> Path:
         "workflows": [{"id": "controller", "path": "bench_components.WriteBigModel", "args": {}}],
         "components": [{"id": "persistor", "path": "bench_components.BigModelPersistor", "args": {}}],
     }
-    client = {"format_version": 2, "executors": [], "components": []}
+    # clients get no task; they only need a valid app
+    client = {
+        "format_version": 2,
+        "executors": [{"tasks": ["train"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer"}}],
+        "components": [],
+    }
     (job / "app" / "config" / "config_fed_server.json").write_text(json.dumps(server, indent=2))
     (job / "app" / "config" / "config_fed_client.json").write_text(json.dumps(client, indent=2))
     return job
