@@ -80,14 +80,14 @@ class ModelPublisher(Widget):
         if not self.enabled:
             self.log_info(fl_ctx, f"Model publishing is turned off for job {job_id} by the job's configuration")
             return
-        if fl_ctx.get_prop(FLContextKey.SIMULATE_MODE, False):
-            self.log_info(fl_ctx, "Model publishing skipped: the simulator has no job store (models stay in the workspace)")
-            return
+        engine = fl_ctx.get_engine()
         if fl_ctx.get_process_type() != ProcessType.SERVER_JOB:
             self.log_warning(fl_ctx, f"ModelPublisher runs only in the server's job process, not in {fl_ctx.get_process_type()}")
             return
+        if fl_ctx.get_prop(FLContextKey.SIMULATE_MODE, False) or not _has_server_parent(engine):
+            self.log_info(fl_ctx, "Model publishing skipped: the simulator has no job store (models stay in the workspace)")
+            return
 
-        engine = fl_ctx.get_engine()
         persistor = find_persistor(engine, self.persistor_id)
         models = models_from_inventory(persistor, fl_ctx) if persistor else []
         fallback_dir = os.path.join(engine.get_workspace().get_run_dir(job_id), FALLBACK_DIR)
@@ -154,3 +154,12 @@ class ModelPublisher(Widget):
             return send_publish_request(cell, request, timeout)
         finally:
             downloader.delete_transaction()
+
+
+def _has_server_parent(engine) -> bool:
+    """A job process's cell is server.<job id>, a child of the parent's; the simulator's server is the root."""
+    from nvflare.fuel.f3.cellnet.fqcn import FQCN
+
+    cell = engine.get_cell() if engine else None
+    path = FQCN.split(cell.get_fqcn()) if cell else []
+    return len(path) >= 2 and path[0] == FQCN.ROOT_SERVER
