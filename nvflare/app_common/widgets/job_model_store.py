@@ -1,0 +1,270 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Store each job's published models in the job store, before the job shows as finished.
+
+Lives in the server parent process (SP), declared in the server's ``local/resources.json``
+(new kits and POC systems have it). It adds the ModelPublisher to every job at launch and
+stores what that publisher sends, as ``MODEL_<name>`` components with a record (sha256,
+size, original file name, format) in the job meta so downloaders can verify the bytes.
+
+Only a job's own server process may create MODEL_ components. The parent's
+authentication filter has already checked, for every message, that the signed identity
+headers are genuine; this store then requires that identity to be the job process's
+(``server_job`` with the job id as token, which only the parent issues at launch) and the
+sending cell to be ``server.<job id>``. Anything else - a client site's job cell, another
+job's server process - is refused and logged.
+
+Same host (the default process launcher): the job process names a file in its run
+folder, and the store hard-links it (or copies it when a link is impossible), so no bytes
+cross the network stack. Otherwise (container launchers) the store pulls the file from
+the job process and checks it against the sender's sha256.
+"""
+
+import os
+import shutil
+import threading
+import uuid
+
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_constant import FLContextKey, JobConstants, ProcessType, SystemComponents
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.job_def import JobMetaKey
+from nvflare.apis.storage import DataTypes
+from nvflare.apis.utils.component_names import check_component_name, shown_name
+from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, save_record
+from nvflare.app_common.widgets.model_publish_defs import (
+    CHANNEL,
+    KINDS,
+    MODE_LOCAL,
+    MODE_STREAM,
+    TOPIC,
+    Key,
+    Status,
+    file_identity,
+)
+from nvflare.app_common.widgets.model_publish_settings import (
+    DROP_FROM_WORKSPACE,
+    ENABLED,
+    TRANSFER,
+    PublishSettings,
+    load_publish_settings,
+)
+from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH, Outcome, inject_publisher
+from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
+from nvflare.fuel.f3.cellnet.fqcn import FQCN
+from nvflare.fuel.f3.cellnet.utils import make_reply
+from nvflare.private.defs import AUTH_CLIENT_NAME_FOR_SJ, CellMessageHeaderKeys
+from nvflare.security.logging import secure_format_exception
+from nvflare.widgets.widget import Widget
+
+STAGING_DIR = ".model_store_staging"
+_CHUNK_TIMEOUT = 60.0
+
+
+class _Refused(Exception):
+    pass
+
+
+class _NotVisible(Exception):
+    pass
+
+
+class JobModelStore(Widget):
+    """Server-parent half of model publishing. Settings: model_publish_settings (resources.json keys)."""
+
+    def __init__(self):
+        super().__init__()
+        self.settings = None  # read at SYSTEM_START, once ConfigService has the server's config
+        self._engine = None
+        self._cell = None
+        self._store_lock = threading.Lock()
+        self.register_event_handler(EventType.SYSTEM_START, self._on_system_start)
+        self.register_event_handler(EventType.BEFORE_JOB_LAUNCH, self._on_before_job_launch)
+
+    # -- server parent set-up ----------------------------------------------------------
+    def _on_system_start(self, event_type: str, fl_ctx: FLContext):
+        if fl_ctx.get_process_type() == ProcessType.SERVER_JOB:
+            return  # resources.json components are built in job processes too
+        engine = fl_ctx.get_engine()
+        cell = engine.get_cell() if engine else None
+        if cell is None or cell is self._cell:
+            return
+        try:
+            self.settings = load_publish_settings()
+        except ValueError as e:
+            self.settings = PublishSettings(enabled=False)
+            self.log_error(fl_ctx, f"Model publishing is off: {e}")
+        cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
+        self._engine, self._cell = engine, cell
+        s = self.settings
+        self.log_info(
+            fl_ctx,
+            f"Job model store ready: {'publishes' if s.enabled else 'publishing disabled;'} "
+            f"{s.component_for('global')} and {s.component_for('best')} (transfer {s.transfer}, "
+            f"drop from workspace {s.drop_from_workspace})",
+        )
+
+    def _on_before_job_launch(self, event_type: str, fl_ctx: FLContext):
+        self._on_system_start(event_type, fl_ctx)
+        job_meta = fl_ctx.get_prop(FLContextKey.JOB_META) or {}
+        job_id = job_meta.get(JobMetaKey.JOB_ID)
+        if not job_id or not (self.settings and self.settings.enabled):
+            return
+        try:
+            if not self._publisher_allowed(fl_ctx):
+                self.log_error(
+                    fl_ctx,
+                    f"Job {job_id}: model publisher not added: this server's class_allow_list does not allow "
+                    f"it. Add \"{PUBLISHER_PATH}\" to class_allow_list in local/resources.json",
+                )
+                return
+            workspace = fl_ctx.get_prop(FLContextKey.WORKSPACE_OBJECT) or fl_ctx.get_engine().get_workspace()
+            config_path = os.path.join(workspace.get_app_config_dir(job_id), JobConstants.SERVER_JOB_CONFIG)
+            outcome = inject_publisher(config_path)
+            if outcome == Outcome.INJECTED:
+                self.log_info(fl_ctx, f"Added the model publisher to job {job_id}")
+            elif outcome == Outcome.NO_JSON_CONFIG:
+                self.log_warning(
+                    fl_ctx, f"Job {job_id}: model publisher not added: {config_path} is missing (non-JSON config?)"
+                )
+            else:
+                self.log_debug(fl_ctx, f"Job {job_id}: model publisher {outcome}")
+        except Exception as e:
+            self.log_error(fl_ctx, f"Job {job_id}: could not add the model publisher: {secure_format_exception(e)}")
+
+    @staticmethod
+    def _publisher_allowed(fl_ctx: FLContext) -> bool:
+        from nvflare.app_common.widgets.component_path_authorizer import ComponentPathAuthorizer
+
+        try:
+            ComponentPathAuthorizer().authorize_component_config({"path": PUBLISHER_PATH}, fl_ctx=fl_ctx)
+            return True
+        except Exception:
+            return False
+
+    # -- receiving ---------------------------------------------------------------------
+    def _handle_request(self, request):
+        origin = request.get_header(MessageHeaderKey.ORIGIN, "")
+        with self._engine.new_context() as fl_ctx:
+            try:
+                body = self._process(request, origin, fl_ctx)
+            except _Refused as e:
+                self.log_error(fl_ctx, f"Refused to store a model: {e}")
+                body = {Key.STATUS: Status.REFUSED, Key.MESSAGE: str(e)}
+            except _NotVisible as e:
+                self.log_debug(fl_ctx, f"Model from {origin} must be streamed: {e}")
+                body = {Key.STATUS: Status.NOT_VISIBLE, Key.MESSAGE: str(e)}
+            except Exception as e:
+                msg = f"job model store failed: {secure_format_exception(e)}"
+                self.log_exception(fl_ctx, f"Model from {origin}: {msg}")
+                body = {Key.STATUS: Status.ERROR, Key.MESSAGE: msg}
+        return make_reply(ReturnCode.OK, body=body)
+
+    def _process(self, request, origin: str, fl_ctx: FLContext) -> dict:
+        job_id = self._sender_job(request, origin)
+        payload = request.payload
+        if not self.settings.enabled:
+            return {Key.STATUS: Status.DISABLED, Key.MESSAGE: f"model publishing is disabled on this server ({ENABLED})"}
+        if not isinstance(payload, dict) or payload.get(Key.KIND) not in KINDS:
+            raise _Refused(f"job {job_id}: malformed publish request")
+        kind = payload[Key.KIND]
+        file_name = os.path.basename(str(payload.get(Key.FILE_NAME) or "")) or "model"
+        model_format = str(payload.get(Key.FORMAT) or "")
+        component = check_component_name(self.settings.component_for(kind))
+
+        job_manager = self._engine.get_component(SystemComponents.JOB_MANAGER)
+        if job_manager is None or job_manager.get_job(job_id, fl_ctx) is None:
+            raise _Refused(f"job {job_id} is not in the job store")
+
+        staging = os.path.join(self._engine.get_workspace().get_root_dir(), STAGING_DIR)
+        os.makedirs(staging, exist_ok=True)
+        mode = payload.get(Key.MODE)
+        if mode == MODE_LOCAL:
+            staged, how = self._stage_local(job_id, payload, staging)
+        elif mode == MODE_STREAM:
+            staged, how = self._stage_stream(origin, payload, staging), "stream"
+        else:
+            raise _Refused(f"job {job_id}: unknown transfer mode {shown_name(mode)}")
+        try:
+            record = make_record(staged, file_name=file_name, model_format=model_format, kind=kind, transfer=how)
+            if mode == MODE_STREAM and (record[SHA256], record[SIZE]) != (payload.get(Key.SHA256), payload.get(Key.SIZE)):
+                raise _Refused(f"job {job_id}: the received {kind} model does not match the sender's sha256/size")
+            name = component[len(DataTypes.MODEL.value) + 1 :]
+            with self._store_lock:
+                job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
+                save_record(job_manager, job_id, component, record, fl_ctx)
+        finally:
+            if os.path.exists(staged):
+                os.remove(staged)
+        self.log_info(
+            fl_ctx,
+            f"Stored {kind} model {file_name!r} of job {job_id} as {component} "
+            f"({record[SIZE]} bytes, sha256 {record[SHA256][:12]}, {how})",
+        )
+        return {
+            Key.STATUS: Status.STORED,
+            Key.COMPONENT: component,
+            Key.DROP_SOURCE: self.settings.drop_from_workspace,
+            Key.MESSAGE: f"stored as {component}" + (f" ({DROP_FROM_WORKSPACE})" if self.settings.drop_from_workspace else ""),
+        }
+
+    @staticmethod
+    def _sender_job(request, origin: str) -> str:
+        """The job whose own server process sent ``request``; _Refused for anyone else."""
+        client = request.get_header(CellMessageHeaderKeys.CLIENT_NAME, "")
+        token = request.get_header(CellMessageHeaderKeys.TOKEN, "")
+        path = FQCN.split(origin) if origin else []
+        if len(path) == 2 and path[0] == FQCN.ROOT_SERVER and client == AUTH_CLIENT_NAME_FOR_SJ and token == path[1]:
+            return path[1]
+        raise _Refused(
+            f"request from cell {shown_name(origin)} (authenticated as {shown_name(client or '')}): "
+            f"only a job's own server process may publish models into its job store"
+        )
+
+    def _stage_local(self, job_id: str, payload: dict, staging: str):
+        if self.settings.transfer == MODE_STREAM:
+            raise _NotVisible(f"this server receives models by streaming ({TRANSFER}={MODE_STREAM})")
+        path = payload.get(Key.PATH)
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise _Refused(f"job {job_id}: the model path must be absolute")
+        real = os.path.realpath(path)
+        workspace = self._engine.get_workspace()
+        roots = {os.path.realpath(workspace.get_run_dir(job_id)), os.path.realpath(workspace.get_result_root(job_id))}
+        if not any(real.startswith(root + os.sep) for root in roots):
+            raise _NotVisible(f"{path} is not inside job {job_id}'s run folder here")
+        if not os.path.isfile(real) or file_identity(real) != list(payload.get(Key.IDENTITY) or []):
+            raise _NotVisible(f"{path} is not the sender's file here")
+        staged = os.path.join(staging, uuid.uuid4().hex)
+        try:
+            os.link(real, staged)
+            return staged, "link"
+        except OSError:
+            shutil.copyfile(real, staged)
+            return staged, "copy"
+
+    def _stage_stream(self, origin: str, payload: dict, staging: str) -> str:
+        from nvflare.fuel.f3.streaming.file_downloader import download_file
+
+        err, path = download_file(
+            from_fqcn=origin,
+            ref_id=str(payload.get(Key.REF_ID)),
+            per_request_timeout=_CHUNK_TIMEOUT,
+            cell=self._cell,
+            location=staging,
+        )
+        if err or not path:
+            if path and os.path.exists(path):
+                os.remove(path)
+            raise RuntimeError(f"could not receive the model from {origin}: {err}")
+        return path

@@ -1,0 +1,113 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Find a finished job's final and best global model, through public APIs only.
+
+Persistors that keep files describe them in ``get_model_inventory()`` (PyTorch: final
+and best; TensorFlow and the ccwf numpy persistor: theirs). The initial checkpoint a job
+started from is not a result and is skipped. Persistors without an inventory still leave
+the last aggregated model in the FL context, where every server workflow keeps it; that
+model is written to a file of its own so it can be published the same way.
+"""
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import List, Optional
+
+from nvflare.apis.fl_context import FLContext
+from nvflare.app_common.abstract.model import ModelLearnable, ModelLearnableKey
+from nvflare.app_common.abstract.model_persistor import ModelPersistor
+from nvflare.app_common.app_constant import AppConstants
+from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
+
+# Where the fallback writes its file; removed after publishing, so the job's workspace
+# archive keeps upstream's content.
+FALLBACK_DIR = ".model_publish"
+INITIAL_CHECKPOINT = "initial_ckpt"
+
+
+@dataclass
+class ModelFile:
+    kind: str  # KIND_GLOBAL or KIND_BEST
+    path: str
+    file_name: str  # the name the user knows the model by
+    model_format: str
+    temporary: bool = False  # written by us: delete after publishing
+
+
+def find_persistor(engine, persistor_id: Optional[str]) -> Optional[ModelPersistor]:
+    """The job's model persistor: the configured id, else the only ModelPersistor the job has."""
+    if persistor_id:
+        comp = engine.get_component(persistor_id)
+        if isinstance(comp, ModelPersistor):
+            return comp
+    run_manager = getattr(engine, "run_manager", None)
+    components = getattr(run_manager, "components", None) or {}
+    found = [c for c in components.values() if isinstance(c, ModelPersistor)]
+    return found[0] if len(found) == 1 else None
+
+
+def _is_best(key: str, location: str, persistor) -> bool:
+    best_file = os.path.basename(str(getattr(persistor, "best_global_model_file_name", "") or ""))
+    names = {key, os.path.basename(location)}
+    if best_file and best_file in names:
+        return True
+    return any(os.path.basename(n).lower().startswith("best") for n in names)
+
+
+def models_from_inventory(persistor: ModelPersistor, fl_ctx: FLContext) -> List[ModelFile]:
+    """Final and best model files the persistor reports; [] when it reports none."""
+    inventory = persistor.get_model_inventory(fl_ctx) or {}
+    found = {}
+    for key, desc in inventory.items():
+        props = getattr(desc, "props", None) or {}
+        location = getattr(desc, "location", None)
+        if props.get("source") == INITIAL_CHECKPOINT or not isinstance(location, str):
+            continue
+        if not os.path.isfile(location):
+            continue
+        kind = KIND_BEST if _is_best(str(key), location, persistor) else KIND_GLOBAL
+        # first of a kind wins: inventories list the final model before any extra copies
+        found.setdefault(
+            kind,
+            ModelFile(kind, location, os.path.basename(location), str(getattr(desc, "model_format", "") or "")),
+        )
+    return [found[k] for k in (KIND_GLOBAL, KIND_BEST) if k in found]
+
+
+def model_from_context(fl_ctx: FLContext, out_dir: str) -> Optional[ModelFile]:
+    """The last global model the workflow left in the FL context, written to ``out_dir``."""
+    learnable = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
+    if not isinstance(learnable, ModelLearnable) or learnable.is_empty():
+        return None
+    os.makedirs(out_dir, exist_ok=True)
+    weights = learnable.get(ModelLearnableKey.WEIGHTS)
+    stem = os.path.join(out_dir, f"global_model.{uuid.uuid4().hex[:8]}")
+    if isinstance(weights, dict) and weights and all(_is_ndarray(v) for v in weights.values()):
+        import numpy as np
+
+        path = stem + ".npz"
+        with open(path, "wb") as f:
+            np.savez(f, **{str(k): v for k, v in weights.items()})
+        return ModelFile(KIND_GLOBAL, path, "global_model.npz", "numpy_npz", temporary=True)
+    from nvflare.fuel.utils import fobs
+
+    path = stem + ".fobs"
+    with open(path, "wb") as f:
+        f.write(fobs.dumps(learnable))
+    return ModelFile(KIND_GLOBAL, path, "global_model.fobs", "fobs", temporary=True)
+
+
+def _is_ndarray(value) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"

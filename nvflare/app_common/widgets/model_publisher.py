@@ -1,0 +1,165 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Publish the job's final and best global model from the job's own server process.
+
+Runs at END_RUN in the server job process (SJ): the last moment the run folder and the
+persistor still exist, and before the parent process (SP) archives the workspace and
+shows the job as finished. Each model is handed to the JobModelStore in the SP and this
+handler waits until it is stored, so a user who sees FINISHED can download the model.
+When the SP sees the same file (same host, the default process launcher) it links or
+copies it itself; otherwise it pulls the bytes from this process. Nothing here may
+fail or hang the job: every problem is logged and the job ends as it would have.
+"""
+
+import os
+import shutil
+import time
+
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_constant import FLContextKey, ProcessType
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.utils.component_records import sha256_and_size
+from nvflare.app_common.app_constant import AppConstants
+from nvflare.app_common.widgets.model_inventory import (
+    FALLBACK_DIR,
+    ModelFile,
+    find_persistor,
+    model_from_context,
+    models_from_inventory,
+)
+from nvflare.app_common.widgets.model_publish_defs import (
+    MODE_LOCAL,
+    MODE_STREAM,
+    Key,
+    Status,
+    file_identity,
+    send_publish_request,
+)
+from nvflare.app_common.widgets.model_publish_settings import publish_timeout
+from nvflare.security.logging import secure_format_exception
+from nvflare.widgets.widget import Widget
+
+
+class ModelPublisher(Widget):
+    """Job-side half of model publishing; the server's JobModelStore adds it to every job.
+
+    Args:
+        persistor_id: component id of the job's model persistor. When no component has
+            this id, the job's only ModelPersistor is used.
+        enabled: False turns publishing off for this job (the store then adds nothing).
+        timeout: seconds to wait for one model to be stored; default: the server's
+            ``model_publish_timeout`` setting.
+    """
+
+    def __init__(self, persistor_id: str = AppConstants.DEFAULT_PERSISTOR_ID, enabled: bool = True, timeout=None):
+        super().__init__()
+        self.persistor_id = persistor_id
+        self.enabled = bool(enabled)
+        self.timeout = timeout
+        self.register_event_handler(EventType.END_RUN, self._on_end_run)
+
+    def _on_end_run(self, event_type: str, fl_ctx: FLContext):
+        job_id = fl_ctx.get_job_id()
+        try:
+            self._publish_all(job_id, fl_ctx)
+        except Exception as e:
+            self.log_error(fl_ctx, f"Model publishing failed for job {job_id}: {secure_format_exception(e)}")
+
+    def _publish_all(self, job_id: str, fl_ctx: FLContext):
+        if not self.enabled:
+            self.log_info(fl_ctx, f"Model publishing is turned off for job {job_id} by the job's configuration")
+            return
+        engine = fl_ctx.get_engine()
+        if fl_ctx.get_process_type() != ProcessType.SERVER_JOB:
+            self.log_warning(fl_ctx, f"ModelPublisher runs only in the server's job process, not in {fl_ctx.get_process_type()}")
+            return
+        if fl_ctx.get_prop(FLContextKey.SIMULATE_MODE, False) or not _has_server_parent(engine):
+            self.log_info(fl_ctx, "Model publishing skipped: the simulator has no job store (models stay in the workspace)")
+            return
+
+        persistor = find_persistor(engine, self.persistor_id)
+        models = models_from_inventory(persistor, fl_ctx) if persistor else []
+        fallback_dir = os.path.join(engine.get_workspace().get_run_dir(job_id), FALLBACK_DIR)
+        if not models:
+            model = model_from_context(fl_ctx, fallback_dir)
+            models = [model] if model else []
+        if not models:
+            self.log_warning(
+                fl_ctx,
+                f"No model to publish for job {job_id}: persistor {self.persistor_id!r} lists no model file "
+                f"and the FL context holds no global model",
+            )
+            return
+
+        timeout = float(self.timeout) if self.timeout else publish_timeout()
+        try:
+            for model in models:
+                self._publish_one(engine.get_cell(), model, job_id, timeout, fl_ctx)
+        finally:
+            shutil.rmtree(fallback_dir, ignore_errors=True)
+
+    def _publish_one(self, cell, model: ModelFile, job_id: str, timeout: float, fl_ctx: FLContext):
+        what = f"{model.kind} model {model.file_name!r} of job {job_id}"
+        start = time.time()
+        request = {
+            Key.KIND: model.kind,
+            Key.FILE_NAME: model.file_name,
+            Key.FORMAT: model.model_format,
+            Key.MODE: MODE_LOCAL,
+            Key.PATH: os.path.abspath(model.path),
+            Key.IDENTITY: file_identity(model.path),
+        }
+        reply = send_publish_request(cell, request, timeout)
+        mode = MODE_LOCAL
+        if reply.get(Key.STATUS) == Status.NOT_VISIBLE:
+            mode = MODE_STREAM
+            reply = self._stream(cell, model, request, timeout)
+
+        status, message = reply.get(Key.STATUS), reply.get(Key.MESSAGE, "")
+        if status == Status.STORED:
+            self.log_info(
+                fl_ctx,
+                f"Published {what} as {reply.get(Key.COMPONENT)} ({mode}, {time.time() - start:.2f}s)",
+            )
+            if reply.get(Key.DROP_SOURCE) and not model.temporary:
+                os.remove(model.path)
+                self.log_info(fl_ctx, f"Removed {model.path} from the job workspace: the job store holds it")
+        elif status == Status.DISABLED:
+            self.log_info(fl_ctx, f"Did not publish {what}: {message}")
+        else:
+            self.log_error(fl_ctx, f"Failed to publish {what}: {message}")
+
+    @staticmethod
+    def _stream(cell, model: ModelFile, request: dict, timeout: float) -> dict:
+        from nvflare.fuel.f3.streaming.file_downloader import ObjectDownloader, add_file
+
+        downloader = ObjectDownloader(cell=cell, timeout=timeout, num_receivers=1)
+        try:
+            sha256, size = sha256_and_size(model.path)
+            request = {k: v for k, v in request.items() if k not in (Key.PATH, Key.IDENTITY)}
+            request.update(
+                {Key.MODE: MODE_STREAM, Key.REF_ID: add_file(downloader, model.path), Key.SIZE: size, Key.SHA256: sha256}
+            )
+            return send_publish_request(cell, request, timeout)
+        finally:
+            downloader.delete_transaction()
+
+
+def _has_server_parent(engine) -> bool:
+    """A job process's cell is server.<job id>, a child of the parent's; the simulator's server is the root."""
+    from nvflare.fuel.f3.cellnet.fqcn import FQCN
+
+    cell = engine.get_cell() if engine else None
+    path = FQCN.split(cell.get_fqcn()) if cell else []
+    return len(path) >= 2 and path[0] == FQCN.ROOT_SERVER

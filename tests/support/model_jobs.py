@@ -1,0 +1,162 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tiny real jobs for the model-publishing tests, written with nvflare's own recipe API.
+
+Kept small (a 4->2 linear model, a few rounds, synthetic data) so a job takes seconds on
+two cores; what matters is that they are ordinary jobs: nothing in them mentions publishing
+unless a test asks for it.
+"""
+
+import contextlib
+import json
+import os
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+PT_TRAIN_SCRIPT = textwrap.dedent(
+    """
+    # Client API training script, run in its own process (launch_external_process=True).
+    import torch
+    import nvflare.client as flare
+
+    flare.init()
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    while flare.is_running():
+        received = flare.receive()
+        model = torch.nn.Linear(4, 2)
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in received.params.items()})
+        with torch.no_grad():
+            accuracy = float((model(x).argmax(1) == y).float().mean())
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        flare.send(flare.FLModel(params=model.state_dict(), metrics={"accuracy": accuracy}))
+    """
+)
+
+NP_TRAIN_SCRIPT = textwrap.dedent(
+    """
+    # Client API script (in process): adds 1 to every weight each round.
+    import nvflare.client as flare
+
+    flare.init()
+    while flare.is_running():
+        received = flare.receive()
+        params = {k: v + 1 for k, v in received.params.items()}
+        flare.send(flare.FLModel(params=params, metrics={"accuracy": 0.5}))
+    """
+)
+
+
+@contextlib.contextmanager
+def _script(folder: Path, text: str):
+    """Write train.py and work from its folder: recipes copy a script by its relative path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.py").write_text(text)
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield "train.py"
+    finally:
+        os.chdir(before)
+
+
+def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2) -> Path:
+    """A PyTorch FedAvg job: Client API in an external process, IntimeModelSelector on accuracy."""
+    from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
+
+    root = Path(root).resolve()
+    with _script(root / f"{name}_src", PT_TRAIN_SCRIPT) as script:
+        recipe = FedAvgRecipe(
+            name=name,
+            model={"path": "torch.nn.Linear", "args": {"in_features": 4, "out_features": 2}},
+            min_clients=2,
+            num_rounds=num_rounds,
+            train_script=script,
+            launch_external_process=True,
+            command=f"{sys.executable} -u",
+            key_metric="accuracy",
+        )
+        recipe.export(str(root))
+    return root / name
+
+
+def np_fedavg_job(root: Path, name: str = "np_publish", num_rounds: int = 2) -> Path:
+    """A numpy FedAvg job: NPModelPersistor, which has no model inventory."""
+    from nvflare.app_common.np.recipes.fedavg import NumpyFedAvgRecipe
+
+    root = Path(root).resolve()
+    with _script(root / f"{name}_src", NP_TRAIN_SCRIPT) as script:
+        recipe = NumpyFedAvgRecipe(
+            name=name, model=[[1.0, 2.0], [3.0, 4.0]], min_clients=2, num_rounds=num_rounds, train_script=script
+        )
+        recipe.export(str(root))
+    return root / name
+
+
+def server_config_path(job_folder: Path) -> Path:
+    found = sorted(Path(job_folder).glob("*/config/config_fed_server.json"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one server config in {job_folder}, found {found}")
+    return found[0]
+
+
+def add_server_component(job_folder: Path, component: dict) -> None:
+    """Configure a component in the job's server config (as a user editing the JSON would)."""
+    path = server_config_path(job_folder)
+    config = json.loads(path.read_text())
+    config.setdefault("components", []).append(component)
+    path.write_text(json.dumps(config, indent=2))
+
+
+# -- running them and looking at the result -------------------------------------------
+GLOBAL = "MODEL_global_model"
+BEST = "MODEL_best_global_model"
+PUBLISHER = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
+
+
+def run_and_catch_finish(system, job_folder, timeout=300.0):
+    """Submit a job; list its components the moment its status first reads FINISHED:*."""
+    with system.session() as sess:
+        job_id = sess.submit_job(str(job_folder))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = sess.get_job_meta(job_id).get("status", "")
+            if status.startswith("FINISHED"):
+                return job_id, status, sess.list_job_components(job_id)
+            time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{system.tail_console()}")
+
+
+def workspace_files(system, job_id) -> dict:
+    """{archive member name: bytes} of the job's stored workspace archive."""
+    with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace") as z:
+        return {n: z.read(n) for n in z.namelist() if not n.endswith("/")}
+
+
+def member(files: dict, suffix: str) -> bytes:
+    found = [n for n in files if n.endswith(suffix)]
+    assert len(found) == 1, f"expected one {suffix} in the workspace archive, found {found}"
+    return files[found[0]]
+
+
+def job_meta(system, job_id) -> dict:
+    return json.loads((system.job_store_dir(job_id) / "meta").read_text())

@@ -1,0 +1,153 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Model publishing on a real POC system: models stored before FINISHED, verifiable, refused
+from anyone but the job's own server process, and off when a job turns it off.
+
+Behaviour tests for the patches
+component-policy-allow-the-job-side-model-publisher-by-default.patch (the injected
+publisher builds in a non-BYOC-checked job only because it is on the default allow-list)
+and provisioning-enable-the-job-model-store-in-new-server-kits.patch (the POC system
+publishes with no configuration at all): without either, no MODEL_ component appears.
+They also depend on the storage patch (DataTypes.MODEL), tested directly in
+test_storage_model_type.py.
+"""
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model_jobs import (
+    BEST,
+    GLOBAL,
+    PUBLISHER,
+    add_server_component,
+    job_meta,
+    member,
+    np_fedavg_job,
+    pt_fedavg_job,
+    run_and_catch_finish,
+    workspace_files,
+)
+
+pytestmark = pytest.mark.system
+
+
+def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path):
+    """5 unmodified PyTorch FedAvg jobs (Client API, external process): 0 misses."""
+    folder = pt_fedavg_job(tmp_path)
+    seen = []
+    for _ in range(5):
+        job_id, status, components = run_and_catch_finish(flare_system, folder)
+        seen.append((job_id, status, sorted(components)))
+    misses = [s for s in seen if s[1] != "FINISHED:COMPLETED" or GLOBAL not in s[2] or BEST not in s[2]]
+    assert not misses, f"jobs without both models at FINISHED: {misses}\n{flare_system.tail_console()}"
+
+    for job_id, _, _ in seen:
+        store = flare_system.job_store_dir(job_id)
+        files = workspace_files(flare_system, job_id)
+        records = job_meta(flare_system, job_id)["component_records"]
+        for component, file_name in ((GLOBAL, "FL_global_model.pt"), (BEST, "best_FL_global_model.pt")):
+            stored = (store / component).read_bytes()
+            assert stored == member(files, f"app_server/{file_name}"), f"{job_id} {component} differs"
+            record = records[component]
+            assert record["file_name"] == file_name
+            assert record["size"] == len(stored)
+            assert record["sha256"] == hashlib.sha256(stored).hexdigest()
+            assert record["transfer"] in ("link", "copy")
+        state = torch.load(io.BytesIO((store / GLOBAL).read_bytes()), weights_only=True)
+        assert "model" in state and state["model"]["weight"].shape == (2, 4)
+
+
+def test_numpy_job_publishes_last_global_model_via_fallback(flare_system, tmp_path):
+    """NPModelPersistor has no inventory: the last global model from the FL context is stored."""
+    job_id, status, components = run_and_catch_finish(flare_system, np_fedavg_job(tmp_path))
+    assert status == "FINISHED:COMPLETED" and GLOBAL in components and BEST not in components, components
+
+    record = job_meta(flare_system, job_id)["component_records"][GLOBAL]
+    assert (record["file_name"], record["format"]) == ("global_model.npz", "numpy_npz")
+    published = np.load(flare_system.job_store_dir(job_id) / GLOBAL, allow_pickle=False)
+    persisted = np.load(io.BytesIO(member(workspace_files(flare_system, job_id), "models/server.npy")))
+    np.testing.assert_array_equal(published["numpy_key"], persisted)
+    np.testing.assert_array_equal(published["numpy_key"], [[3.0, 4.0], [5.0, 6.0]])
+    log = flare_system.console_log.read_text(errors="replace")
+    assert f"Added the model publisher to job {job_id}" in log
+    assert f"Published global model 'global_model.npz' of job {job_id} as {GLOBAL} (local, " in log
+    # the fallback's temporary file is not left in the workspace archive
+    assert not [n for n in workspace_files(flare_system, job_id) if ".model_publish" in n]
+
+
+ATTACKER = '''
+import os
+
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_component import FLComponent
+from nvflare.app_common.widgets.model_publish_defs import KIND_GLOBAL, MODE_LOCAL, Key, file_identity, send_publish_request
+
+
+class PublishAttacker(FLComponent):
+    """A client-side job component that tries to put a model into the job store."""
+
+    def handle_event(self, event_type, fl_ctx):
+        if event_type != EventType.START_RUN:
+            return
+        engine = fl_ctx.get_engine()
+        path = os.path.join(engine.get_workspace().get_run_dir(fl_ctx.get_job_id()), "evil.pt")
+        with open(path, "wb") as f:
+            f.write(b"not your model")
+        request = {Key.KIND: KIND_GLOBAL, Key.FILE_NAME: "evil.pt", Key.FORMAT: "", Key.MODE: MODE_LOCAL,
+                   Key.PATH: path, Key.IDENTITY: file_identity(path)}
+        reply = send_publish_request(engine.get_cell(), request, 30.0)
+        self.log_info(fl_ctx, f"PUBLISH ATTEMPT REPLY: {reply}")
+'''
+
+
+@pytest.fixture(scope="module")
+def attacked_job(flare_system, tmp_path_factory):
+    """A numpy job that turns publishing off and whose clients try to publish a model themselves."""
+    folder = np_fedavg_job(tmp_path_factory.mktemp("attack"), name="np_attack", num_rounds=1)
+    add_server_component(folder, {"id": "model_publisher", "path": PUBLISHER, "args": {"enabled": False}})
+    (folder / "app" / "custom" / "publish_attacker.py").write_text(ATTACKER)
+    client_config = folder / "app" / "config" / "config_fed_client.json"
+    config = json.loads(client_config.read_text())
+    config["components"].append({"id": "attacker", "path": "publish_attacker.PublishAttacker", "args": {}})
+    client_config.write_text(json.dumps(config, indent=2))
+    job_id, status, components = run_and_catch_finish(flare_system, folder)
+    return job_id, status, components
+
+
+def test_client_side_publish_is_refused_and_store_unchanged(flare_system, attacked_job):
+    job_id, status, components = attacked_job
+    log = flare_system.console_log.read_text(errors="replace")
+    for site in ("site-1", "site-2"):
+        expected = (
+            f"Refused to store a model: request from cell '{site}.{job_id}' (authenticated as '{site}'): "
+            f"only a job's own server process may publish models into its job store"
+        )
+        assert expected in log, f"no refusal logged for {site}\n{flare_system.tail_console()}"
+    assert status == "FINISHED:COMPLETED"
+    assert not [c for c in components if c.startswith("MODEL_")]
+    assert not [p.name for p in flare_system.job_store_dir(job_id).iterdir() if p.name.startswith("MODEL_")]
+    assert "component_records" not in job_meta(flare_system, job_id)
+
+
+def test_job_can_turn_publishing_off(flare_system, attacked_job):
+    job_id, status, components = attacked_job
+    log = flare_system.console_log.read_text(errors="replace")
+    assert f"Model publishing is turned off for job {job_id} by the job's configuration" in log
+    assert f"Added the model publisher to job {job_id}" not in log
+    assert not [c for c in components if c.startswith("MODEL_")]

@@ -1,0 +1,65 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Model publishing when the store must pull the bytes (as with container launchers), and the
+opt-in setting that drops published model files from the workspace archive.
+
+A second real POC system, configured through the server's local/resources.json the way an
+operator would: model_publish_transfer=stream, model_publish_drop_from_workspace=true.
+"""
+
+import hashlib
+import json
+import zipfile
+
+import pytest
+
+from flare_system import FlareSystem
+from model_jobs import BEST, GLOBAL, pt_fedavg_job, run_and_catch_finish
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def streaming_system(tmp_path_factory):
+    system = FlareSystem(tmp_path_factory.mktemp("flare_stream"))
+    try:
+        system.prepare()
+        resources_file = system.server_dir / "local" / "resources.json"
+        resources = json.loads(resources_file.read_text())
+        resources.update({"model_publish_transfer": "stream", "model_publish_drop_from_workspace": True})
+        resources_file.write_text(json.dumps(resources, indent=2))
+        system.start()
+        yield system
+    finally:
+        system.stop()
+
+
+def test_streamed_models_are_stored_and_dropped_from_workspace(streaming_system, tmp_path):
+    job_id, status, components = run_and_catch_finish(streaming_system, pt_fedavg_job(tmp_path))
+    assert status == "FINISHED:COMPLETED" and GLOBAL in components and BEST in components, components
+
+    store = streaming_system.job_store_dir(job_id)
+    records = json.loads((store / "meta").read_text())["component_records"]
+    for component in (GLOBAL, BEST):
+        data = (store / component).read_bytes()
+        assert records[component]["transfer"] == "stream"
+        assert records[component]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert records[component]["size"] == len(data)
+    with zipfile.ZipFile(store / "workspace") as z:
+        names = z.namelist()
+    assert not [n for n in names if n.endswith(("FL_global_model.pt", "best_FL_global_model.pt"))], names
+    assert [n for n in names if n.endswith("config_fed_server.json")], "workspace archive lost its other content"
+    log = streaming_system.console_log.read_text(errors="replace")
+    assert f"Published global model 'FL_global_model.pt' of job {job_id} as {GLOBAL} (stream, " in log
+    assert "Removed " in log and "from the job workspace: the job store holds it" in log
