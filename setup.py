@@ -432,7 +432,7 @@ def build_sdist_file(out_dir) -> Path:
         ti.uid = ti.gid = 0
         ti.uname = ti.gname = ""
         ti.mtime = 0
-        ti.mode = 0o755 if ti.isdir() else 0o644
+        ti.mode = 0o755 if ti.isdir() or ti.mode & 0o111 else 0o644  # exec bits shape the wheel
         return ti
 
     import gzip

@@ -17,6 +17,7 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import zipfile
 
 import pytest
@@ -76,7 +77,19 @@ def test_unchanged_files_are_byte_identical_with_same_modes(up, fork, patched):
         assert f_info.external_attr == info.external_attr, name
         checked += 1
     assert checked > 1300
-    assert sum(1 for _, (i, _) in fork.items() if (i.external_attr >> 16) & 0o111) == 11, "exec bits kept"
+
+
+def test_file_modes(up, fork, fork_build):
+    def executable(info):
+        return bool((info.external_attr >> 16) & 0o111)
+
+    up_exec = {n for n, (i, _) in up.items() if executable(i)}
+    assert len(up_exec) == 11
+    assert {n.replace(UP_INFO, FORK_INFO) for n in up_exec} <= {n for n, (i, _) in fork.items() if executable(i)}
+    for name in fork_build.overlay_files():
+        on_disk = os.access(fork_build.ROOT / name, os.X_OK)
+        assert executable(fork[name][0]) == on_disk, f"{name} keeps its exec bit"
+    assert executable(fork["nvflare/lighter/impl/install_nvflare_fork.sh"][0])
 
 
 def test_metadata_differs_only_in_version(up, fork):
@@ -99,14 +112,16 @@ def test_entry_points_and_top_level_packages(fork):
 def test_patched_files_carry_the_modified_notice(up, fork, patched):
     assert "nvflare/apis/storage.py" in patched
     for name in patched:
-        text = fork[name][1].decode()
-        lines = text.splitlines()
-        header_end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-        notice = lines[header_end - 1]
+        lines = fork[name][1].decode().splitlines()
+        up_lines = up[name][1].decode().splitlines()
+        header = next(i for i, line in enumerate(up_lines) if not line.startswith("#"))
+        notice = lines[header]
         assert notice.startswith("# Modified by the nvflare model fork"), name
         assert f"{FORK_INFO}/MODIFICATIONS" in notice
-        assert lines[header_end - 2] == "# limitations under the License.", "notice follows the license header"
-        assert up[name][1].decode().splitlines()[: header_end - 1] == lines[: header_end - 1], "header untouched"
+        assert lines[:header] == up_lines[:header], "the upstream license header is untouched"
+        if header:
+            assert lines[header - 1] == "# limitations under the License.", "the notice follows the license header"
+        assert sum("Modified by the nvflare model fork" in line for line in lines) == 1
 
 
 def test_modifications_manifest(fork, patched, fork_build):
