@@ -40,8 +40,11 @@ def add_role_users(project: dict):
             project["participants"].append({"name": name, "type": "admin", "org": org, "role": role})
 
 
-def write_numpy_job(folder, name: str = "hello-np", n_clients: int = 2) -> Path:
-    """A one-round numpy scatter-and-gather job (upstream classes only, runs in seconds)."""
+def write_numpy_job(folder, name: str = "hello-np", n_clients: int = 2, train_seconds: float = 0) -> Path:
+    """A one-round numpy scatter-and-gather job (upstream classes only, runs in seconds).
+
+    ``train_seconds`` keeps the clients training that long, for a job that stays RUNNING.
+    """
     folder = Path(folder)
     config = folder / "app" / "config"
     config.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ def write_numpy_job(folder, name: str = "hello-np", n_clients: int = 2) -> Path:
     }
     client = {
         "format_version": 2,
-        "executors": [{"tasks": ["train"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer"}}],
+        "executors": [{"tasks": ["train"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer", "args": {"sleep_time": train_seconds}}}],
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     (config / "config_fed_server.json").write_text(json.dumps(server, indent=2))
