@@ -250,5 +250,6 @@ def test_upstream_downloads_still_work(flare_system, model_job):
         comps = sess.download_job_components(job_id)
         result = sess.download_job_result(job_id)
     assert sha256(os.path.join(comps, "MODEL_global_model")) == record["sha256"]
-    assert os.path.isdir(os.path.join(comps, "MODEL_bundle.zip"))  # upstream unzips; ours does not
+    # upstream unzips by extension (MODEL_bundle.zip -> MODEL_bundle/); download_job_component does not
+    assert os.path.isfile(os.path.join(comps, "MODEL_bundle", "inside.txt"))
     assert sorted(os.listdir(result)) == ["job", "meta.json", "workspace"]
