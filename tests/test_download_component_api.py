@@ -177,8 +177,8 @@ def test_size_overrun_stops_the_transfer(flare_system, model_job, tmp_path):
     "job_id, component, exc, message",
     [
         ("not-a-job", "MODEL_global_model", JobNotFound, "no such job: not-a-job"),
-        ("11111111-2222-3333-4444-555555555555", "MODEL_global_model", JobNotFound,
-         "no such job: 11111111-2222-3333-4444-555555555555"),
+        ("0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f", "MODEL_global_model", JobNotFound,
+         "no such job: 0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f"),
         ("JOB", "MODEL_x/../../meta", InvalidArgumentError,
          f"invalid component name 'MODEL_x/../../meta': {NAME_RULE}, without '..'"),
         ("JOB", "model_global_model", InvalidArgumentError, f"invalid component name 'model_global_model': {NAME_RULE}"),
