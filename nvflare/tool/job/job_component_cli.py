@@ -37,16 +37,18 @@ def add_component_option(parser):
 
 def cmd_job_download_component(cmd_args, open_session):
     """Run the component download; ``open_session(cmd_args, study=...)`` is job_cli's session opener."""
-    from nvflare.fuel.flare_api.api_spec import (
-        AuthorizationError,
-        InvalidArgumentError,
-        JobNotFound,
-        NoConnection,
-    )
+    from nvflare.apis.utils.component_names import component_name_problem
+    from nvflare.fuel.flare_api.api_spec import AuthorizationError, JobNotFound, NoConnection
     from nvflare.fuel.flare_api.component_download import ComponentNotFound
     from nvflare.tool.cli_output import is_json_mode, output_error, output_error_message, output_ok, print_human
 
+    def fail(code, message, exit_code=1, hint=""):
+        output_error_message(code, message, hint=hint, exit_code=exit_code)
+
     job_id, component = cmd_args.job_id, cmd_args.component
+    problem = component_name_problem(component)
+    if problem:  # before the name is used in a local path
+        fail("INVALID_ARGS", problem, exit_code=4)
     study = getattr(cmd_args, "study", None) or "default"
     out_dir = os.path.abspath(os.path.join(getattr(cmd_args, "output_dir", None) or ".", job_id))
     target = os.path.join(out_dir, component)
@@ -55,20 +57,15 @@ def cmd_job_download_component(cmd_args, open_session):
     if os.path.lexists(target) and not force:
         output_error("INVALID_ARGS", exit_code=4, detail=f"download destination already exists: {target}", hint=hint)
 
-    def fail(code, message, exit_code=1, hint=""):
-        output_error_message(code, message, hint=hint, exit_code=exit_code)
-
     try:
         with open_session(cmd_args, study=study) as sess:
             if not is_json_mode():
                 print_human(f"Downloading {component} of job {job_id} ...")
             path = sess.download_job_component(job_id, component, out_dir)
-    except InvalidArgumentError as e:
-        fail("INVALID_ARGS", str(e), exit_code=4)
     except JobNotFound:
         output_error("JOB_NOT_FOUND", job_id=job_id, detail=f"searched study '{study}'")
     except ComponentNotFound as e:
-        fail("COMPONENT_NOT_FOUND", str(e), hint=f"Use 'nvflare job download {job_id} --component <name>' with a listed component.")
+        fail("COMPONENT_NOT_FOUND", str(e), hint="Pick one of the components the job has (listed in the message).")
     except AuthorizationError as e:
         output_error("NOT_AUTHORIZED", detail=str(e))
     except NoConnection as e:
