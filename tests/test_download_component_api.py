@@ -33,7 +33,7 @@ import zipfile
 
 import pytest
 import torch
-from job_components import MEMBER, JobStore, write_numpy_job
+from job_components import MEMBER, JobStore, sha256, write_numpy_job
 
 from nvflare.apis.utils.component_records import make_record, save_record
 from nvflare.fuel.flare_api.api_spec import (
@@ -46,10 +46,6 @@ from nvflare.fuel.flare_api.api_spec import (
 from nvflare.fuel.flare_api.component_download import ComponentNotFound
 
 pytestmark = pytest.mark.system
-
-
-def sha256(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture(scope="module")

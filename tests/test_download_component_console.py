@@ -18,7 +18,6 @@ Behaviour test for file-transfer-client-pull-component-handler-for-download-job-
 server-commands-register-the-job-component-command-module.patch.
 """
 
-import hashlib
 import os
 import re
 import threading
@@ -28,20 +27,12 @@ import psutil
 import pytest
 import torch
 from admin_console import AdminConsole
-from job_components import MEMBER, JobStore, write_numpy_job
+from job_components import MEMBER, JobStore, sha256, write_numpy_job
 
 pytestmark = pytest.mark.system
 
 BIG = 256 * 1024 * 1024
 UNKNOWN_JOB = "0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f"  # a valid job id no job has
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")

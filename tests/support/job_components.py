@@ -32,6 +32,12 @@ ORG_ADMIN = "org-admin@nvidia.com"
 EXTRA_USERS = [(MEMBER, "nvidia", "member"), (OTHER_LEAD, "nvidia", "lead"), (OTHER_ORG_ADMIN, "other", "org_admin")]
 
 
+def sha256(path) -> str:
+    from nvflare.apis.utils.component_records import sha256_and_size
+
+    return sha256_and_size(str(path))[0]
+
+
 def add_role_users(project: dict):
     """FlareSystem project_edit: admin users for the authorization matrix."""
     known = {p["name"] for p in project["participants"]}
