@@ -60,8 +60,9 @@ def fork_wheel(fork_build, tmp_path_factory) -> Path:
 def flare_system(tmp_path_factory):
     """One real POC system (server + 2 clients) shared by every test that needs it."""
     from flare_system import FlareSystem
+    from job_components import add_role_users
 
-    system = FlareSystem(tmp_path_factory.mktemp("flare"))
+    system = FlareSystem(tmp_path_factory.mktemp("flare"), project_edit=add_role_users)
     try:
         system.prepare().start()
         yield system

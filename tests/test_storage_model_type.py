@@ -21,7 +21,7 @@ Without the patch, MODEL_global_model is refused and ERRORLOG_x/../../escaped es
 import os
 
 import pytest
-from job_store import JobStore
+from job_components import JobStore
 
 from nvflare.apis.storage import StorageException, StorageSpec
 from nvflare.apis.utils.component_names import (

@@ -11,96 +11,104 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The real ``fl_admin`` console of a startup kit, driven through a pseudo-terminal.
+"""The real fl_admin console of an admin kit, driven through a pseudo-terminal.
 
-What a person types and reads is what the tests and the quickstart type and read: the
-kit's own ``startup/fl_admin.sh``, its prompt, its printed lines.
+It runs exactly what the kit's startup/fl_admin.sh runs (python -m
+nvflare.fuel.hci.tools.admin -m <kit> -s fed_admin.json), with the test venv's python, so
+the console sees a terminal as it does for a user and prints what a user reads.
 """
 
+import fcntl
 import os
 import pty
 import re
 import select
-import signal
+import struct
+import subprocess
 import sys
+import termios
 import time
-from pathlib import Path
 
-PROMPT = "\r\n> "
+PROMPT = "> "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-class ConsoleError(Exception):
-    pass
-
-
 class AdminConsole:
-    def __init__(self, kit_dir, env=None, login_timeout: float = 60):
-        self.kit_dir = Path(kit_dir)
-        env = dict(env or os.environ)
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env.pop("PYTHONPATH", None)
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # child: become the console
-            os.chdir(self.kit_dir)
-            os.execvpe("bash", ["bash", str(self.kit_dir / "startup" / "fl_admin.sh")], env)
+    def __init__(self, kit, env=None, timeout: float = 60):
+        self.kit = str(kit)
+        self.timeout = timeout
+        master, slave = pty.openpty()
+        # A wide terminal: readline would otherwise wrap long commands with escapes.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 1000, 0, 0))
+        env = dict(env or os.environ, TERM="dumb")
+        os.makedirs(os.path.join(self.kit, "transfer"), exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nvflare.fuel.hci.tools.admin", "-m", self.kit, "-s", "fed_admin.json"],
+            stdin=slave, stdout=slave, stderr=slave, cwd=self.kit, env=env, close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.buffer = ""
         self.transcript = ""
-        banner = self._read_until(PROMPT, login_timeout)
-        if "Type ? to list commands" not in banner:
-            self.close()
-            raise ConsoleError(f"console did not log in:\n{banner}")
 
-    def _read_until(self, marker: str, timeout: float) -> str:
-        buf = ""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self.fd, 65536).decode(errors="replace")
-            except OSError:  # the console exited
-                break
-            if not chunk:
-                break
-            buf += chunk
-            if buf.endswith(marker) or (marker != PROMPT and marker in buf):
-                break
-        else:
-            raise ConsoleError(f"no {marker!r} within {timeout}s; console printed:\n{buf}")
-        self.transcript += buf
-        return buf
+    def _read(self, deadline: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], max(0.0, min(0.5, deadline - time.time())))
+        if not ready:
+            return False
+        try:
+            data = os.read(self.master, 65536).decode(errors="replace")
+        except OSError:  # the console exited
+            return False
+        data = _ANSI.sub("", data).replace("\r\n", "\n").replace("\r", "\n")
+        self.buffer += data
+        self.transcript += data
+        return True
 
-    def run(self, command: str, timeout: float = 300) -> str:
-        """Type one command; return what the console printed for it (echo and prompt removed)."""
-        os.write(self.fd, command.encode() + b"\n")
-        out = _ANSI.sub("", self._read_until(PROMPT, timeout))
-        out = out[: -len(PROMPT)] if out.endswith(PROMPT) else out
-        lines = out.replace("\r\n", "\n").split("\n")
+    def expect(self, pattern: str, timeout: float = None) -> str:
+        """Read until ``pattern`` (a regex) appears; return everything up to and including it."""
+        deadline = time.time() + (timeout or self.timeout)
+        regex = re.compile(pattern)
+        while True:
+            m = regex.search(self.buffer)
+            if m:
+                out, self.buffer = self.buffer[: m.end()], self.buffer[m.end() :]
+                return out
+            if time.time() > deadline or (not self._read(deadline) and self.proc.poll() is not None):
+                raise TimeoutError(f"console: no {pattern!r} within the timeout; transcript:\n{self.transcript}")
+
+    def send(self, line: str):
+        os.write(self.master, (line + "\n").encode())
+
+    def login(self):
+        out = self.expect(r"(User Name: |\n> $)")
+        if out.endswith("User Name: "):
+            raise RuntimeError(f"console asked for a user name: {out}")
+        return out
+
+    def run(self, command: str, timeout: float = None) -> str:
+        """Send a command and return what the console printed before its next prompt."""
+        self.send(command)
+        out = self.expect(r"\n> $|\n> (?=\S)", timeout)
+        lines = out.split("\n")
         if lines and lines[0].strip() == command.strip():
-            lines = lines[1:]
-        return "\n".join(lines)
+            lines = lines[1:]  # the terminal's echo
+        return "\n".join(lines[:-1]).strip("\n")
 
     def close(self):
-        if self.pid is None:
-            return
         try:
-            os.write(self.fd, b"bye\n")
-        except OSError:
+            if self.proc.poll() is None:
+                self.send("bye")
+                self.proc.wait(timeout=20)
+        except Exception:
             pass
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            done, _ = os.waitpid(self.pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.2)
-        else:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        self.pid = None
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
 
     def __enter__(self):
+        self.login()
         return self
 
     def __exit__(self, *exc):

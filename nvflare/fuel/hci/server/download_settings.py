@@ -1,0 +1,83 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Admin download transaction timeout and chunk size, read from the server's config.
+
+Upstream 2.9.0 fixes both: the transaction expires after max(admin_timeout, session idle
+timeout + monitor interval) of inactivity (1805 s by default) and files go out in 5 MiB
+chunks. Sites on slow links or with multi-GB models need to tune them, so they become
+ConfigService vars read from the server's ``local/resources.json`` (top-level keys), with
+``--set`` and ``NVFLARE_<NAME>`` environment overrides. Unset means upstream's behaviour.
+
+Values are validated when the admin server is created (see job_component_cmds), so a
+typo stops the server at startup instead of failing the first large download.
+"""
+
+from typing import Optional
+
+from nvflare.apis.fl_constant import SystemConfigs
+from nvflare.fuel.common.excepts import ConfigError
+from nvflare.fuel.f3.streaming.file_downloader import DEFAULT_CHUNK_SIZE
+from nvflare.fuel.utils.config_service import ENV_VAR_PREFIX, ConfigService
+
+ADMIN_DOWNLOAD_TIMEOUT = "admin_download_timeout"
+ADMIN_DOWNLOAD_CHUNK_SIZE = "admin_download_chunk_size"
+
+# A transaction shorter than the DownloadService sweep (5 s) plus one receiver retry
+# backoff cannot be told apart from a broken link.
+MIN_TIMEOUT = 1.0
+MIN_CHUNK_SIZE = 4 * 1024
+# One chunk is one cell message held in memory on both sides.
+MAX_CHUNK_SIZE = 256 * 1024 * 1024
+
+
+def env_var_name(name: str) -> str:
+    return (ENV_VAR_PREFIX + name).upper()
+
+
+def _lookup(name: str, getter):
+    where = f"{name} (server local/resources.json, --set {name}=..., or env {env_var_name(name)})"
+    try:
+        # Without conf ConfigService looks at command args, --set and the environment only,
+        # so an environment value overrides resources.json; then resources.json.
+        value = getter(name, conf=None)
+        if value is None:
+            value = getter(name, conf=SystemConfigs.RESOURCES_CONF)
+    except ValueError as e:
+        raise ConfigError(f"invalid {where}: {e}") from None
+    return value, where
+
+
+def admin_download_timeout(default: float) -> float:
+    """Inactivity timeout (seconds) of an admin download transaction; ``default`` if unset."""
+    value, where = _lookup(ADMIN_DOWNLOAD_TIMEOUT, ConfigService.get_float_var)
+    if value is None:
+        return default
+    if not value >= MIN_TIMEOUT or value == float("inf"):
+        raise ConfigError(f"invalid {where}: {value} must be a number of seconds >= {MIN_TIMEOUT}")
+    return value
+
+
+def admin_download_chunk_size() -> int:
+    """Bytes per chunk the server sends to an admin client."""
+    value, where = _lookup(ADMIN_DOWNLOAD_CHUNK_SIZE, ConfigService.get_int_var)
+    if value is None:
+        return DEFAULT_CHUNK_SIZE
+    if not MIN_CHUNK_SIZE <= value <= MAX_CHUNK_SIZE:
+        raise ConfigError(f"invalid {where}: {value} must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
+    return value
+
+
+def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
+    """Read and validate both settings; raise ConfigError with the message an operator sees."""
+    return admin_download_timeout(default_timeout), admin_download_chunk_size()

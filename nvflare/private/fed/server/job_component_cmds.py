@@ -1,0 +1,185 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Admin commands for single job-store components: ``download_job_component`` and
+``list_job_component_info``.
+
+``download_job_components`` pulls every extra component (all client logs too) and
+``download_job`` the whole workspace; users mostly want one file, the trained model.
+The command streams that one component straight from the store: the job manager's
+get_storage_for_download makes a symlink in the transaction folder and DownloadService
+reads it chunk by chunk, so the server neither copies nor zips it and holds one chunk
+in memory. The component's record (sha256, size, file name) goes ahead of the data so
+the admin client can verify what it received before giving the file its final name.
+
+Rights: the commands are their own rights, mapped by security.py to the download_job and
+view categories, so existing authorization.json policies cover them unchanged.
+"""
+
+import os
+import shutil
+import uuid
+from typing import List
+
+from nvflare.apis.fl_constant import AdminCommandNames
+from nvflare.apis.job_def_manager_spec import JobDefManagerSpec
+from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
+from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
+from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
+from nvflare.fuel.hci.conn import Connection
+from nvflare.fuel.hci.proto import MetaStatusValue, make_meta
+from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
+from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
+from nvflare.fuel.hci.server.download_settings import check_download_settings
+from nvflare.private.fed.server.job_cmds import JobCommandModule
+from nvflare.security.logging import secure_format_exception, secure_log_traceback
+
+# Store entries that are not downloadable components ("scheduled" is a tag file).
+_NOT_COMPONENTS = set(FIXED_COMPONENTS) | {"scheduled"}
+
+
+def extra_components(listed) -> List[str]:
+    """The components a user can download one by one, as list_job shows them."""
+    return sorted(c for c in (listed or []) if c not in _NOT_COMPONENTS and component_name_problem(c) is None)
+
+
+def component_kind(name: str) -> str:
+    return name.split("_", 1)[0]
+
+
+class JobComponentCommandModule(JobCommandModule):
+    """Reuses JobCommandModule's job-id pre-authorization and BinaryTransfer's download."""
+
+    DOWNLOAD_USAGE = f"{AdminCommandNames.DOWNLOAD_JOB_COMPONENT} job_id component [destination]"
+    INFO_USAGE = f"{AdminCommandNames.LIST_JOB_COMPONENT_INFO} job_id"
+
+    def get_spec(self):
+        # The admin server asks for the spec once, while the server starts and after its
+        # config is loaded: the earliest point where a bad download setting can stop it.
+        check_download_settings()
+        return CommandModuleSpec(
+            name="job_component",
+            cmd_specs=[
+                CommandSpec(
+                    name=AdminCommandNames.DOWNLOAD_JOB_COMPONENT,
+                    description="download one component of a job (e.g. MODEL_global_model) as a file",
+                    usage=self.DOWNLOAD_USAGE,
+                    handler_func=self.download_job_component,
+                    authz_func=self.authorize_download_component,
+                    client_cmd=PULL_COMPONENT_FQN,
+                ),
+                CommandSpec(
+                    name=AdminCommandNames.LIST_JOB_COMPONENT_INFO,
+                    description="list the components of a job with kind, size and recorded sha256",
+                    usage=self.INFO_USAGE,
+                    handler_func=self.list_job_component_info,
+                    authz_func=self.authorize_component_info,
+                ),
+            ],
+        )
+
+    # -- pre-authorization ---------------------------------------------------------------
+    # authorize_job would read the component as a command target; check the argument count
+    # here and pre-authorize on the job id alone, as authorize_job_file does.
+    def _authorize_with_args(self, conn: Connection, args: List[str], count: int, usage: str):
+        if len(args) != count:
+            conn.append_error(f"Usage: {usage}", meta=make_meta(MetaStatusValue.SYNTAX_ERROR, f"Usage: {usage}"))
+            return PreAuthzReturnCode.ERROR
+        return self.authorize_job_id(conn, args[:2])
+
+    def authorize_download_component(self, conn: Connection, args: List[str]):
+        # The server gets job_id and component; [destination] stays on the admin client.
+        return self._authorize_with_args(conn, args, 3, self.DOWNLOAD_USAGE)
+
+    def authorize_component_info(self, conn: Connection, args: List[str]):
+        return self._authorize_with_args(conn, args, 2, self.INFO_USAGE)
+
+    # -- handlers ------------------------------------------------------------------------
+    def _job_manager(self, conn: Connection):
+        engine = conn.app_ctx
+        job_def_manager = engine.job_def_manager
+        if not isinstance(job_def_manager, JobDefManagerSpec):
+            raise TypeError(f"job_def_manager must be JobDefManagerSpec but got {type(job_def_manager)}")
+        return engine, job_def_manager
+
+    def download_job_component(self, conn: Connection, args: List[str]):
+        job_id = conn.get_prop(self.JOB_ID)
+        component = args[2]
+        problem = component_name_problem(component)
+        if problem:
+            conn.append_error(problem, meta=make_meta(MetaStatusValue.SYNTAX_ERROR, problem))
+            return
+        if component in FIXED_COMPONENTS:
+            msg = f"component {shown_name(component)} is part of every job: download it with download_job"
+            conn.append_error(msg, meta=make_meta(MetaStatusValue.SYNTAX_ERROR, msg))
+            return
+
+        engine, job_def_manager = self._job_manager(conn)
+        tx_id = str(uuid.uuid4())
+        with engine.new_context() as fl_ctx:
+            available = extra_components(job_def_manager.list_components(jid=job_id, fl_ctx=fl_ctx))
+            if component not in available:
+                has = ", ".join(available) if available else "no components"
+                msg = f"component {shown_name(component)} not found in job {job_id}; the job has: {has}"
+                conn.append_error(msg, meta=make_meta(MetaStatusValue.NO_JOB_COMPONENTS, msg))
+                return
+            try:
+                job_def_manager.get_storage_for_download(job_id, self.tx_path(conn, tx_id), component, component, fl_ctx)
+                record = self._record_for(conn.get_prop(self.JOB), component, self.tx_path(conn, tx_id, job_id))
+                conn.update_meta({COMPONENT_RECORD: record})
+                self.download_folder(conn, tx_id=tx_id, folder_name=job_id)
+            except Exception as e:
+                secure_log_traceback()
+                self.logger.error(f"exception downloading {component} of job {job_id}: {secure_format_exception(e)}")
+                self._clean_up_download(conn, tx_id)
+                conn.append_error("internal error", meta=make_meta(MetaStatusValue.INTERNAL_ERROR))
+
+    @staticmethod
+    def _record_for(job, component: str, folder: str) -> dict:
+        record = get_record(job.meta if job else None, component)
+        if record and SHA256 in record and SIZE in record:
+            return {**record, RECORDED: True}
+        # LOG_/ERRORLOG_ components and components stored by older versions: measure now.
+        sha, size = sha256_and_size(os.path.join(folder, component))
+        return {SHA256: sha, SIZE: size, FILE_NAME: component, RECORDED: False}
+
+    def list_job_component_info(self, conn: Connection, args: List[str]):
+        job_id = conn.get_prop(self.JOB_ID)
+        job = conn.get_prop(self.JOB)
+        engine, job_def_manager = self._job_manager(conn)
+        scratch = str(uuid.uuid4())
+        rows = []
+        try:
+            with engine.new_context() as fl_ctx:
+                for name in extra_components(job_def_manager.list_components(jid=job_id, fl_ctx=fl_ctx)):
+                    # Sizes through the job manager's own download preparation (a symlink
+                    # for FilesystemStorage), so this works for any JobDefManager store.
+                    job_def_manager.get_storage_for_download(job_id, self.tx_path(conn, scratch), name, name, fl_ctx)
+                    info = {"name": name, "kind": component_kind(name)}
+                    info["size"] = os.path.getsize(self.tx_path(conn, scratch, os.path.join(job_id, name)))
+                    record = get_record(job.meta if job else None, name) or {}
+                    info.update({k: v for k, v in record.items() if k not in info})
+                    rows.append(info)
+        finally:
+            self._clean_up_download(conn, scratch)
+        table = conn.append_table(["component", "kind", "size", "sha256"])
+        for r in rows:
+            table.add_row([r["name"], r["kind"], str(r["size"]), r.get(SHA256, "-")])
+        if not rows:
+            conn.append_string(f"job {job_id} has no components to download")
+        conn.append_success("", meta=make_meta(MetaStatusValue.OK, extra={COMPONENT_INFO: rows}))
+
+    def _cleanup_tx(self, tx_id: str, status, files, tx_path, session_mgr, session_id):
+        # Upstream removes <download_dir>/<tx_id>/<job_id> and leaves <tx_id> behind.
+        super()._cleanup_tx(tx_id, status, files, tx_path, session_mgr, session_id)
+        shutil.rmtree(os.path.dirname(tx_path), ignore_errors=True)

@@ -1,0 +1,87 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""``nvflare job download <job_id> --component NAME [-o DIR] [--force]``.
+
+Fetches one job-store component (typically MODEL_global_model) to
+``<DIR or .>/<job_id>/<NAME>``, verified against the server's sha256/size record. Unlike
+the whole-result download it works whatever the job's status, as long as the component
+exists. An existing file is never replaced without --force, as for the job download.
+"""
+
+import os
+
+COMPONENT_EXAMPLES = [
+    "nvflare job download <job_id> --component MODEL_global_model",
+    "nvflare job download <job_id> --component MODEL_best_global_model -o /path/to/models --force",
+]
+
+
+def add_component_option(parser):
+    parser.add_argument(
+        "--component",
+        default=None,
+        help="download only this job-store component (e.g. MODEL_global_model) to <output-dir>/<job_id>/<component>",
+    )
+
+
+def cmd_job_download_component(cmd_args, open_session):
+    """Run the component download; ``open_session(cmd_args, study=...)`` is job_cli's session opener."""
+    from nvflare.apis.utils.component_names import component_name_problem
+    from nvflare.fuel.flare_api.api_spec import AuthorizationError, JobNotFound, NoConnection
+    from nvflare.fuel.flare_api.component_download import ComponentNotFound
+    from nvflare.tool.cli_output import is_json_mode, output_error, output_error_message, output_ok, print_human
+
+    def fail(code, message, exit_code=1, hint=""):
+        output_error_message(code, message, hint=hint, exit_code=exit_code)
+
+    job_id, component = cmd_args.job_id, cmd_args.component
+    problem = component_name_problem(component)
+    if problem:  # before the name is used in a local path
+        fail("INVALID_ARGS", problem, exit_code=4)
+    study = getattr(cmd_args, "study", None) or "default"
+    out_dir = os.path.abspath(os.path.join(getattr(cmd_args, "output_dir", None) or ".", job_id))
+    target = os.path.join(out_dir, component)
+    force = bool(getattr(cmd_args, "force", False))
+    hint = "Use --force to replace the existing file, remove it, or choose a different --output-dir."
+    if os.path.lexists(target) and not force:
+        output_error("INVALID_ARGS", exit_code=4, detail=f"download destination already exists: {target}", hint=hint)
+
+    try:
+        with open_session(cmd_args, study=study) as sess:
+            if not is_json_mode():
+                print_human(f"Downloading {component} of job {job_id} ...")
+            path = sess.download_job_component(job_id, component, out_dir)
+    except JobNotFound:
+        output_error("JOB_NOT_FOUND", job_id=job_id, detail=f"searched study '{study}'")
+    except ComponentNotFound as e:
+        fail("COMPONENT_NOT_FOUND", str(e), hint="Pick one of the components the job has (listed in the message).")
+    except AuthorizationError as e:
+        output_error("NOT_AUTHORIZED", detail=str(e))
+    except NoConnection as e:
+        output_error("CONNECTION_FAILED", exit_code=2, detail=str(e))
+    except RuntimeError as e:
+        fail("DOWNLOAD_FAILED", str(e))
+    except OSError as e:
+        output_error("OUTPUT_DIR_NOT_WRITABLE", path=out_dir, detail=str(e))
+
+    if path != target:
+        # Only possible with --force (otherwise we stopped above) or a file that appeared
+        # meanwhile: the verified download got a free name; --force moves it over target.
+        if force:
+            os.replace(path, target)
+            path = target
+    if is_json_mode():
+        output_ok({"job_id": job_id, "component": component, "path": path})
+    else:
+        print_human(f"Component {component} downloaded to: {path}")

@@ -1,0 +1,171 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""download_job_component in the real fl_admin console (driven through a pty).
+
+Behaviour test for file-transfer-client-pull-component-handler-for-download-job-component.patch
+(without the hook the console drops the command: "Undefined command") and
+server-commands-register-the-job-component-command-module.patch.
+"""
+
+import os
+import re
+import threading
+import time
+
+import psutil
+import pytest
+import torch
+from admin_console import AdminConsole
+from job_components import MEMBER, JobStore, sha256, write_numpy_job
+
+pytestmark = pytest.mark.system
+
+BIG = 256 * 1024 * 1024
+UNKNOWN_JOB = "0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f"  # a valid job id no job has
+
+
+@pytest.fixture(scope="module")
+def console_job(flare_system, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("console_job")
+    job_id, meta = flare_system.submit_and_wait(write_numpy_job(tmp / "job"))
+    torch.save({"w": torch.full((4,), 2.0)}, tmp / "m.pt")
+    store = JobStore(flare_system.jobs_storage)
+    store.put(job_id, "MODEL_global_model", str(tmp / "m.pt"), file_name="FL_global_model.pt", model_format="pytorch")
+    with open(tmp / "big.bin", "wb") as f:
+        for _ in range(BIG // (1 << 20)):
+            f.write(os.urandom(1 << 20))
+    store.put(job_id, "MODEL_big.zip", str(tmp / "big.bin"))
+    return job_id
+
+
+def console(flare_system, user="admin@nvidia.com"):
+    return AdminConsole(flare_system.kit(user), env=flare_system.env)
+
+
+def downloaded_path(output: str) -> str:
+    m = re.search(r"^downloaded \S+ of job \S+ to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$",
+                  output, re.M)
+    assert m, output
+    return m.group(1)
+
+
+def test_download_prints_path_and_never_overwrites(flare_system, console_job):
+    job_id = console_job
+    stored = flare_system.job_store_dir(job_id) / "MODEL_global_model"
+    folder = flare_system.transfer_dir() / job_id
+    with console(flare_system) as c:
+        first = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
+        second = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
+        relative = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model models"))
+    assert first == str(folder / "MODEL_global_model")
+    assert second == str(folder / "MODEL_global_model__1")
+    assert relative == str(flare_system.transfer_dir() / "models" / "MODEL_global_model")
+    for p in (first, second, relative):
+        assert sha256(p) == sha256(stored)
+    assert torch.equal(torch.load(first, weights_only=True)["w"], torch.full((4,), 2.0))
+
+
+def _peak_rss(proc: psutil.Process, stop: threading.Event, out: list):
+    peak = 0
+    while not stop.is_set():
+        try:
+            peak = max(peak, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    out.append(peak)
+
+
+def _server_parent(flare_system) -> psutil.Process:
+    procs = [p for p in flare_system.workspace_processes() if "server_train" in " ".join(p.cmdline())]
+    assert len(procs) == 1, procs
+    return procs[0]
+
+
+def test_large_download_shows_progress_in_constant_memory(flare_system, console_job, tmp_path):
+    """256 MiB named *.zip: progress lines, a plain file, and neither side holds the file in memory.
+
+    Measured on a second download, after the first has warmed up both processes' buffer
+    pools: a big bytes object is mapped and unmapped per use, so holding the file would
+    show up again as growth of its size.
+    """
+    job_id = console_job
+    dest = tmp_path / "big"
+    with console(flare_system) as c:
+        c.run(f"download_job_component {job_id} MODEL_big.zip {tmp_path / 'warm-up'}", timeout=300)
+        watched = {"server": _server_parent(flare_system), "console": psutil.Process(c.proc.pid)}
+        before = {k: p.memory_info().rss for k, p in watched.items()}
+        stop, peaks = threading.Event(), {k: [] for k in watched}
+        threads = [threading.Thread(target=_peak_rss, args=(p, stop, peaks[k])) for k, p in watched.items()]
+        for t in threads:
+            t.start()
+        try:
+            out = c.run(f"download_job_component {job_id} MODEL_big.zip {dest}", timeout=300)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    path = downloaded_path(out)
+    assert path == str(dest / "MODEL_big.zip") and os.path.isfile(path)
+    assert sha256(path) == sha256(flare_system.job_store_dir(job_id) / "MODEL_big.zip")
+    assert os.listdir(dest) == ["MODEL_big.zip"]
+    progress = re.findall(r"^downloading MODEL_big.zip: ([\d.]+) MiB of 256.0 MiB \(\d+%\), ([\d.]+) MiB/s$", out, re.M)
+    assert progress, out
+    assert all(float(rate) > 0 for _, rate in progress)
+    for k in watched:
+        grew = peaks[k][0] - before[k]
+        assert grew < 64 * 1024 * 1024, f"{k} grew by {grew / 2**20:.0f} MiB while sending a 256 MiB file"
+
+
+def test_console_errors(flare_system, console_job):
+    job_id = console_job
+    rule = (
+        "a component is data, meta, workspace or <TYPE>_<name> with TYPE one of ERRORLOG, LOG, MODEL and <name> "
+        "made of letters, digits, '.', '-' and '_'"
+    )
+    usage = "Usage: download_job_component job_id component [destination]"
+    cases = {
+        f"download_job_component {job_id}": usage,
+        f"download_job_component {job_id} MODEL_global_model dest extra": usage,
+        "download_job_component not-a-job MODEL_global_model": "Error: invalid job_id not-a-job",
+        f"download_job_component {UNKNOWN_JOB} MODEL_global_model": f"Error: no such job: {UNKNOWN_JOB}",
+        f"download_job_component {job_id} MODEL_a/../../b": f"invalid component name 'MODEL_a/../../b': {rule}, without '..'",
+        f"download_job_component {job_id} MODEL_nothing":
+            f"Error: component 'MODEL_nothing' not found in job {job_id}; the job has: MODEL_big.zip, MODEL_global_model",
+        f"download_job_component {job_id} data":
+            "Error: component 'data' is part of every job: download it with download_job",
+        "list_job_component_info": "Error: Usage: list_job_component_info job_id",
+    }
+    before = sorted(os.listdir(flare_system.transfer_dir()))
+    with console(flare_system) as c:
+        for command, message in cases.items():
+            out = c.run(command)
+            assert out.split("\n")[0] == message, (command, out)
+    with console(flare_system, MEMBER) as c:
+        out = c.run(f"download_job_component {job_id} MODEL_global_model")
+    assert out.split("\n")[0] == (
+        f"Error: Authorization Error: user '{MEMBER}' is not authorized for 'download_job_component'"
+    ), out
+    assert sorted(os.listdir(flare_system.transfer_dir())) == before
+
+
+def test_console_lists_components_with_sizes(flare_system, console_job):
+    job_id = console_job
+    with console(flare_system) as c:
+        out = c.run(f"list_job_component_info {job_id}")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
+    stored = flare_system.job_store_dir(job_id)
+    assert rows[0] == ["COMPONENT", "KIND", "SIZE", "SHA256"]
+    assert rows[1] == ["MODEL_big.zip", "MODEL", str(BIG), sha256(stored / "MODEL_big.zip")]
+    assert rows[2][:3] == ["MODEL_global_model", "MODEL", str((stored / "MODEL_global_model").stat().st_size)]

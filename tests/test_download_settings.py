@@ -1,0 +1,221 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""admin_download_timeout / admin_download_chunk_size on real systems, with real stalled
+receivers pulling through DownloadService.
+
+Behaviour test for binary-transfer-configurable-admin-download-timeout-and-chunk-size.patch:
+without it the tuned system below keeps 5 MiB chunks and a 1805 s timeout, so the chunk
+size and expiry tests fail, and bad values do not stop the server.
+
+A second, small system (one client) is started for this module: its resources.json sets
+admin_download_timeout=3600 and admin_download_chunk_size=65536, and its environment sets
+NVFLARE_ADMIN_DOWNLOAD_TIMEOUT=4, which must win over resources.json.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from flare_system import FlareSystem
+from job_components import JobStore, write_numpy_job
+
+from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+SHORT_TIMEOUT = 4
+CHUNK = 65536
+STALL = 15  # > SHORT_TIMEOUT + DownloadService's 5 s sweep
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tuned")
+    system = FlareSystem(root, n_clients=1)
+    try:
+        system.prepare()
+        resources_file = system.server_dir / "local" / "resources.json"
+        resources = json.loads(resources_file.read_text())
+        resources.update({"admin_download_timeout": 3600, "admin_download_chunk_size": CHUNK})
+        resources_file.write_text(json.dumps(resources, indent=2))
+        system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(SHORT_TIMEOUT)
+        system.start()
+        job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1))
+        assert meta["status"] == "FINISHED:COMPLETED", meta
+        store = JobStore(system.jobs_storage)
+        store.put(job_id, "MODEL_global_model", os.urandom(2 * 1024 * 1024))
+        for i in range(3):
+            store.put(job_id, f"LOG_part{i}", os.urandom(24 * 1024 * 1024), record=False)
+        yield system, job_id
+    finally:
+        system.stop()
+
+
+class StallingConsumer(Consumer):
+    """A receiver that stops after its first chunk for ``stall`` seconds, then goes on."""
+
+    def __init__(self, stall: float):
+        super().__init__()
+        self.stall = stall
+        self.chunks = []
+        self.digest = hashlib.sha256()
+        self.error = None
+        self.done = False
+
+    def consume(self, ref_id, state, data):
+        if not self.chunks:
+            time.sleep(self.stall)
+        self.chunks.append(len(data))
+        self.digest.update(data)
+        return state
+
+    def download_completed(self, ref_id):
+        self.done = True
+
+    def download_failed(self, ref_id, reason):
+        self.error = reason
+
+
+def start_download(sess, job_id, component):
+    """The server half of download_job_component, as the admin client's handler sends it."""
+    result = sess.api.server_execute(f"download_job_component {job_id} {component}")
+    meta = result["meta"]
+    assert meta["status"] == "ok", result
+    return meta
+
+
+def pull(sess, meta, consumer):
+    download_object(
+        from_fqcn=meta["source_fqcn"], ref_id=meta["files"][0][1], per_request_timeout=5.0,
+        cell=sess.api.cell, consumer=consumer,
+    )
+
+
+def tx_dir(system, meta):
+    return system.server_dir / "transfer" / meta["tx_id"]
+
+
+def test_chunk_size_from_resources_json(tuned):
+    system, job_id = tuned
+    with system.session() as sess:
+        meta = start_download(sess, job_id, "MODEL_global_model")
+        consumer = StallingConsumer(stall=0)
+        pull(sess, meta, consumer)
+    assert consumer.done and consumer.error is None
+    assert consumer.chunks == [CHUNK] * (2 * 1024 * 1024 // CHUNK)
+    assert consumer.digest.hexdigest() == meta["component_record"]["sha256"]
+
+
+def test_short_timeout_expires_a_stalled_transfer_and_cleans_up(tuned):
+    system, job_id = tuned
+    with system.session() as sess:
+        meta = start_download(sess, job_id, "MODEL_global_model")
+        assert (tx_dir(system, meta) / job_id / "MODEL_global_model").is_symlink()  # streamed from the store
+        consumer = StallingConsumer(stall=STALL)
+        pull(sess, meta, consumer)
+    assert not consumer.done
+    assert consumer.error, "the transfer should have expired during the stall"
+    assert not tx_dir(system, meta).exists()
+    assert (system.job_store_dir(job_id) / "MODEL_global_model").is_file()  # the store is untouched
+
+
+def test_long_timeout_survives_a_stall(flare_system, tmp_path):
+    """The shared system keeps the default (1805 s of inactivity)."""
+    job_id, _ = flare_system.submit_and_wait(write_numpy_job(tmp_path / "job"))
+    data = os.urandom(12 * 1024 * 1024)
+    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_global_model", data)
+    with flare_system.session() as sess:
+        meta = start_download(sess, job_id, "MODEL_global_model")
+        consumer = StallingConsumer(stall=STALL)
+        pull(sess, meta, consumer)
+    assert consumer.done and consumer.error is None
+    assert consumer.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    deadline = time.time() + 10
+    while tx_dir(flare_system, meta).exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not tx_dir(flare_system, meta).exists()
+
+
+def test_multi_component_download_outlasts_the_timeout(tuned):
+    """download_job_components of 3 x 24 MiB in 64 KiB chunks takes longer than the 4 s
+    timeout in total; it is an inactivity timeout, so nothing expires between files."""
+    system, job_id = tuned
+    started = time.time()
+    with system.session() as sess:
+        folder = sess.download_job_components(job_id)
+    elapsed = time.time() - started
+    for i in range(3):
+        got = os.path.join(folder, f"LOG_part{i}")
+        assert os.path.getsize(got) == 24 * 1024 * 1024
+        assert open(got, "rb").read() == (system.job_store_dir(job_id) / f"LOG_part{i}").read_bytes()
+    assert elapsed > SHORT_TIMEOUT, f"took only {elapsed:.1f}s: the test would not show anything"
+
+
+CHECK = (
+    "from nvflare.fuel.hci.server.download_settings import check_download_settings as c\n"
+    "try:\n    print(c(1805.0))\nexcept Exception as e:\n    print(type(e).__name__ + ': ' + str(e))\n"
+)
+
+
+@pytest.mark.parametrize(
+    "env, printed",
+    [
+        ({}, "(1805.0, 5242880)"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "7200", "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "1048576"}, "(7200.0, 1048576)"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "soon"},
+         "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
+         "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): var admin_download_timeout's value 'soon' cannot be converted to "
+         "float: could not convert string to float: 'soon'"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "0"},
+         "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
+         "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): 0.0 must be a number of seconds >= 1.0"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "12"},
+         "ConfigError: invalid admin_download_chunk_size (server local/resources.json, --set "
+         "admin_download_chunk_size=..., or env NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and "
+         "268435456 bytes"),
+    ],
+)
+def test_setting_values_and_messages(env, printed):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
+    out = subprocess.run([sys.executable, "-c", CHECK], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == printed, out.stderr
+
+
+def test_bad_value_stops_the_server_at_startup(tuned):
+    """Runs last in this module: restarts the tuned server with a bad chunk size."""
+    system, _ = tuned
+    system.stop()
+    system.env["NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE"] = "12"
+    system.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
+    system.started = True
+    expected = (
+        "invalid admin_download_chunk_size (server local/resources.json, --set admin_download_chunk_size=..., or env "
+        "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and 268435456 bytes"
+    )
+    log = system.server_dir / "log.txt"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if log.exists() and expected in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no startup error in {log}:\n{system.tail_console()}")
+    assert "ConfigError: " + expected in log.read_text(errors="replace")
+    with pytest.raises(Exception):  # no admin server: nobody to log in to
+        with system.session(timeout=5) as sess:
+            sess.get_system_info()
