@@ -249,3 +249,20 @@ def test_upstream_downloads_still_work(flare_system, model_job):
     # upstream unzips by extension (MODEL_bundle.zip -> MODEL_bundle/); download_job_component does not
     assert os.path.isfile(os.path.join(comps, "MODEL_bundle", "inside.txt"))
     assert sorted(os.listdir(result)) == ["job", "meta.json", "workspace"]
+
+
+def test_errorlog_workaround_model_downloads_with_the_new_command(flare_system, model_job, tmp_path):
+    """Migration: a model stored by the old ERRORLOG workaround (set_client_data(...,
+    data_type="ERRORLOG"), no record) is fetched alone, verified and loadable."""
+    job_id, _, store = model_job
+    model_file = tmp_path / "FL_global_model.pt"
+    torch.save({"w": torch.eye(4)}, model_file)
+    store.put(job_id, "ERRORLOG_global_model", str(model_file), record=False)
+    with flare_system.session() as sess:
+        info = {c["name"]: c for c in sess.list_job_component_info(job_id)}
+        assert info["ERRORLOG_global_model"]["kind"] == "ERRORLOG"
+        assert info["ERRORLOG_global_model"]["size"] == model_file.stat().st_size
+        path = sess.download_job_component(job_id, "ERRORLOG_global_model", destination=str(tmp_path / "dl"))
+    assert path == str(tmp_path / "dl" / "ERRORLOG_global_model")
+    assert sha256(path) == sha256(model_file)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.eye(4))

@@ -63,13 +63,12 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def downloaded_path(output: str, suffix: str) -> Path:
-    """The absolute path the console printed that ends with ``suffix`` and exists."""
-    for candidate in re.findall(r"(/\S+)", output):
-        candidate = candidate.rstrip(".,'\"")
-        if candidate.endswith(suffix) and os.path.exists(candidate):
-            return Path(candidate)
-    raise RuntimeError(f"the console did not print a downloaded path ending in {suffix}:\n{output}")
+def printed_path(output: str, pattern: str) -> Path:
+    """The path the console printed where ``pattern`` (a regex with one group) says it did."""
+    found = re.search(pattern, output)
+    if not found or not os.path.exists(found.group(1)):
+        raise RuntimeError(f"the console did not print where it downloaded to:\n{output}")
+    return Path(found.group(1))
 
 
 def _raise_interrupt(signum, frame):
@@ -80,6 +79,7 @@ def run(workdir: Path, keep: bool) -> int:
     import torch
 
     from make_job import export_job
+    from net import QuickstartNet
 
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -110,6 +110,7 @@ def run(workdir: Path, keep: bool) -> int:
         with AdminConsole(system.kit(PROJECT_ADMIN), env=system.env) as console:
             step(5, "in the admin console: what did the job store keep?")
             show(console.run(f"list_job {job_id}"), f"list_job {job_id}")
+            show(console.run(f"list_job_component_info {job_id}"), f"list_job_component_info {job_id}")
 
             step(6, "in the admin console: download just the final global model")
             command = f"download_job_component {job_id} MODEL_global_model"
@@ -117,7 +118,7 @@ def run(workdir: Path, keep: bool) -> int:
             out = console.run(command, timeout=600)
             model_seconds = time.time() - t
             show(out, command)
-            model_path = downloaded_path(out, "MODEL_global_model")
+            model_path = printed_path(out, r"downloaded MODEL_global_model of job \S+ to (\S+) \(")
 
             step(7, "loading it with torch")
             state = torch.load(model_path, weights_only=True, map_location="cpu")
@@ -125,7 +126,10 @@ def run(workdir: Path, keep: bool) -> int:
             print(f"  path:    {model_path}")
             print(f"  size:    {size:,} bytes")
             print(f"  sha256:  {sha256_of(model_path)}")
-            print(f"  tensors: {len(state)} ({sum(v.numel() for v in state.values()):,} parameters)")
+            weights = state.get("model", state)  # PTFileModelPersistor saves {"model": state_dict, ...}
+            net = QuickstartNet()
+            net.load_state_dict(weights)
+            print(f"  loaded:  QuickstartNet, {len(weights)} tensors, {sum(v.numel() for v in weights.values()):,} parameters")
             print(f"  took:    {model_seconds:.2f} s")
 
             step(8, "for comparison, upstream's download_job of the same job")
@@ -133,7 +137,7 @@ def run(workdir: Path, keep: bool) -> int:
             out = console.run(f"download_job {job_id}", timeout=900)
             job_seconds = time.time() - t
             show(out, f"download_job {job_id}")
-            job_folder = downloaded_path(out, job_id) if job_id in out else system.transfer_dir() / job_id
+            job_folder = printed_path(out, r"content downloaded to (\S+)")
             job_bytes = folder_bytes(job_folder)
 
         print("\n  what                          seconds        bytes")
