@@ -11,14 +11,19 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Containers run the fork: provisioned docker kits and the repo's Dockerfile install it.
+"""Containers and VMs run the fork: provisioned docker and cloud kits, and the repo's
+Dockerfile, install it.
 
-Behaviour test of patches/docker-builder-generated-images-install-the-fork-wheel.patch:
-a real `nvflare provision` with upstream's DockerBuilder must produce a build folder whose
-Dockerfile installs the fork wheel (upstream's says `RUN pip install nvflare`). No docker
-engine runs here, so the install step is run as the plain shell script it is, in a venv.
+Behaviour test of patches/docker-builder-generated-images-install-the-fork-wheel.patch,
+patches/aws-builder-vms-install-the-fork-wheel-shipped-in-the-kit.patch and
+patches/azure-builder-vms-install-the-fork-wheel-shipped-in-the-kit.patch: a real
+`nvflare provision` with upstream's builders must produce a Dockerfile and VM start scripts
+that install the fork wheel shipped in the kit (upstream's say `pip install nvflare`). No
+docker engine or cloud runs here, so the install step runs as the plain shell script it
+is, in a venv, and the VM scripts are checked as text and by `bash -n`.
 """
 
+import re
 import subprocess
 import sys
 import venv
@@ -33,9 +38,7 @@ SCRIPT = "install_nvflare_fork.sh"
 WHEEL = "nvflare-2.9.0+model.1-py3-none-any.whl"
 
 
-@pytest.fixture(scope="module")
-def compose_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("provision")
+def provision(root: Path, builders: list) -> Path:
     project = {
         "api_version": 3,
         "name": "dockerproj",
@@ -48,7 +51,7 @@ def compose_dir(tmp_path_factory):
         "builders": [
             {"path": "nvflare.lighter.impl.workspace.WorkspaceBuilder", "args": {"template_file": ["master_template.yml"]}},
             {"path": "nvflare.lighter.impl.static_file.StaticFileBuilder", "args": {"config_folder": "config"}},
-            {"path": "nvflare.lighter.impl.docker.DockerBuilder", "args": {"base_image": "python:3.11"}},
+            *builders,
             {"path": "nvflare.lighter.impl.cert.CertBuilder"},
             {"path": "nvflare.lighter.impl.signature.SignatureBuilder"},
         ],
@@ -58,8 +61,24 @@ def compose_dir(tmp_path_factory):
         [NVFLARE, "provision", "-p", "project.yml", "-w", "ws"], cwd=root, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (dockerfile,) = (root / "ws").rglob("nvflare_compose/Dockerfile")
-    return dockerfile.parent
+    return root / "ws" / "dockerproj" / "prod_00"
+
+
+@pytest.fixture(scope="module")
+def compose_dir(tmp_path_factory):
+    prod = provision(
+        tmp_path_factory.mktemp("provision"),
+        [{"path": "nvflare.lighter.impl.docker.DockerBuilder", "args": {"base_image": "python:3.11"}}],
+    )
+    return prod / "nvflare_compose"
+
+
+@pytest.fixture(scope="module")
+def cloud_kits(tmp_path_factory):
+    return provision(
+        tmp_path_factory.mktemp("provision-cloud"),
+        [{"path": "nvflare.lighter.impl.aws.AWSBuilder"}, {"path": "nvflare.lighter.impl.azure.AzureBuilder"}],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +162,23 @@ def test_repo_dockerfile_uses_the_same_install_script(repo):
         if line.startswith("COPY ") and "--from" not in line:
             for src in line.split()[1:-1]:
                 assert (repo / src).exists(), f"Dockerfile copies {src}, which the repo lacks"
+
+
+@pytest.mark.parametrize("script", ["aws_start.sh", "azure_start.sh"])
+@pytest.mark.parametrize("participant", ["server1", "site-1"])
+def test_cloud_start_scripts_install_the_kit_wheel(cloud_kits, fork_wheel, participant, script):
+    startup = cloud_kits / participant / "startup"
+    text = (startup / script).read_text()
+    vm_startup = {"aws_start.sh": "/var/tmp/cloud/startup", "azure_start.sh": "${DEST_FOLDER}/startup"}[script]
+    assert re.search(rf"python3 -m pip install (--[\w-]+ )*{re.escape(vm_startup)}/{re.escape(WHEEL)} &&", text)
+    assert not re.search(r"python3 -m pip install (--[\w-]+ )*nvflare &&", text), "no install from the index left"
+    assert f"-r {vm_startup}/requirements.txt -c {vm_startup}/nvflare-constraints.txt" in text
+    assert (startup / "nvflare-constraints.txt").read_text() == "nvflare==2.9.0+model.1\n"
+    with zipfile.ZipFile(startup / WHEEL) as z, zipfile.ZipFile(fork_wheel) as original:
+        assert z.read("nvflare/apis/storage.py") == original.read("nvflare/apis/storage.py")
+    assert subprocess.run(["bash", "-n", str(startup / script)]).returncode == 0
+
+
+def test_admin_kits_are_left_alone(cloud_kits):
+    startup = cloud_kits / "admin@nvidia.com" / "startup"
+    assert not list(startup.glob("*.whl")) and not (startup / "nvflare-constraints.txt").exists()

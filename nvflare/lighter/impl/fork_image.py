@@ -11,13 +11,14 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Container images built from provisioned kits install the fork, not upstream nvflare.
+"""Images and VMs set up from provisioned kits install the fork, not upstream nvflare.
 
 Upstream's DockerBuilder writes a Dockerfile whose ``RUN pip install nvflare`` takes
-upstream from the package index: every container of a fork deployment would silently run
-upstream. The fork is not on any index, so the build folder gets the very wheel the
-provisioner runs (rebuilt from the installed files, each checked against RECORD) and
-the Dockerfile installs and pins it with the fork's install script.
+upstream from the package index, and the AWS/Azure start scripts run ``pip install
+nvflare`` on the new VM: every container or VM of a fork deployment would silently run
+upstream. The fork is not on any index, so the kit gets the very wheel the provisioner
+runs (rebuilt from the installed files, each checked against RECORD) and the generated
+scripts install and pin that wheel instead.
 """
 
 import base64
@@ -26,6 +27,7 @@ import hashlib
 import importlib.metadata
 import io
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -106,3 +108,49 @@ def adapt_docker_build_dir(build_dir) -> bool:
     shutil.copyfile(INSTALL_SCRIPT, build_dir / INSTALL_SCRIPT.name)
     dockerfile.write_text(text.replace(UPSTREAM_INSTALL_LINE, fork_install_lines(wheel.name), 1))
     return True
+
+
+# The cloud start scripts' "pip install [flags] nvflare &&" and the kit's startup folder
+# on the VM, as the scripts name it when they install requirements.txt from there.
+_PIP_NVFLARE = re.compile(r"(python3 -m pip install (?:--[\w-]+ )*)nvflare(?= &&)")
+_VM_REQUIREMENTS = re.compile(r"-r (\S*?/startup)/requirements\.txt")
+CLOUD_START_SCRIPTS = ("aws_start.sh", "azure_start.sh")
+CLOUD_CONSTRAINTS = "nvflare-constraints.txt"
+
+
+def adapt_cloud_start_script(script: Path, wheel_name: str) -> bool:
+    """Install ``wheel_name`` from the kit's startup folder on the VM instead of nvflare
+    from the index, and keep it pinned while requirements.txt installs; False if the
+    script does not install nvflare that way."""
+    text = script.read_text()
+    install = _PIP_NVFLARE.search(text)
+    requirements = _VM_REQUIREMENTS.search(text, install.end()) if install else None
+    if not requirements:
+        return False
+    vm_startup = requirements.group(1)
+    text = text[: install.start()] + install.group(1) + f"{vm_startup}/{wheel_name}" + text[install.end() :]
+    text = _VM_REQUIREMENTS.sub(lambda m: f"{m.group(0)} -c {m.group(1)}/{CLOUD_CONSTRAINTS}", text)
+    script.write_text(text)
+    return True
+
+
+def adapt_cloud_kits(project, ctx) -> list:
+    """After AWSBuilder/AzureBuilder: each server/client kit with a cloud start script gets
+    the fork wheel and a constraints file in its startup folder; returns the adapted scripts."""
+    participants = [p for p in [project.get_server(), *project.get_clients()] if p]
+    adapted = []
+    wheel = None
+    for participant in participants:
+        startup = Path(ctx.get_kit_dir(participant))
+        for name in CLOUD_START_SCRIPTS:
+            script = startup / name
+            if not script.is_file():
+                continue
+            if wheel is None:
+                wheel = write_installed_wheel(startup)
+            elif not (startup / wheel.name).exists():
+                shutil.copyfile(wheel, startup / wheel.name)
+            if adapt_cloud_start_script(script, wheel.name):
+                (startup / CLOUD_CONSTRAINTS).write_text(f"nvflare=={importlib.metadata.version('nvflare')}\n")
+                adapted.append(script)
+    return adapted
