@@ -26,12 +26,11 @@ import threading
 
 import pytest
 from faults import BIG_COMPONENT, CLIENT_GIVE_UP, PROGRESS_TIMEOUT, SERVER_RELEASE
-from downloads import ConsoleDownload, wait_for_part, wait_until
+from downloads import ConsoleDownload, console_download, download_under_way, wait_until
 from job_components import sha256
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-UNDER_WAY = 8 * 1024 * 1024  # bytes received before a fault is injected
 DOWNLOADED = re.compile(r"^downloaded (\S+) of job (\S+) to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$", re.M)
 
 
@@ -51,18 +50,12 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
     stored = system.job_store_dir(big_job) / BIG_COMPONENT
     with system.session() as sess:
         listed_before = sess.list_job_component_info(big_job)
-    before = system.transfer_transactions()
     dest = tmp_path / "dl"
-    download = ConsoleDownload(system, big_job, BIG_COMPONENT, dest)
-    try:
-        wait_for_part(dest, BIG_COMPONENT, UNDER_WAY)
-        serving = system.transfer_transactions() - before
+    with download_under_way(system, big_job, BIG_COMPONENT, dest) as (download, serving):
         killed = system.kill_server()
         # Nothing is left to clean up after a crash: the transfer folder stays (until the restart).
         assert len(serving) == 1 and serving <= system.transfer_transactions()
         out, took = download.finish(timeout=CLIENT_GIVE_UP + 30)
-    finally:
-        download.close()
     message = failure(out)
     assert message in (
         f"download of {BIG_COMPONENT} failed: lost the connection to the server (error requesting data from server "
@@ -76,12 +69,7 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
     assert not serving & system.transfer_transactions(), "the restarted server did not remove the dead transfer folder"
     with system.session() as sess:
         listed_after = sess.list_job_component_info(big_job)
-    download = ConsoleDownload(system, big_job, BIG_COMPONENT, dest)
-    try:
-        out, _ = download.finish(timeout=300)
-    finally:
-        download.close()
-    path = downloaded_to(out)
+    path = downloaded_to(console_download(system, big_job, BIG_COMPONENT, dest))
     assert path == str(dest / BIG_COMPONENT)
     assert sha256(path) == sha256(stored) == listed_after[[c["name"] for c in listed_after].index(BIG_COMPONENT)]["sha256"]
     assert os.listdir(dest) == [BIG_COMPONENT]
@@ -108,17 +96,11 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
 
 def test_admin_client_killed_mid_download(fault_system, big_job, tmp_path, reliability):
     system = fault_system
-    before = system.transfer_transactions()
     dest = tmp_path / "dl"
-    download = ConsoleDownload(system, big_job, BIG_COMPONENT, dest)
-    try:
-        wait_for_part(dest, BIG_COMPONENT, UNDER_WAY)
-        serving = system.transfer_transactions() - before
+    with download_under_way(system, big_job, BIG_COMPONENT, dest) as (download, serving):
         assert len(serving) == 1
         download.console.proc.kill()
         released = wait_until(lambda: not serving & system.transfer_transactions(), timeout=SERVER_RELEASE + 15)
-    finally:
-        download.close()
     assert not (dest / BIG_COMPONENT).exists()  # the killed client's temp file never gets the final name
     with system.session() as sess:
         path = sess.download_job_component(big_job, BIG_COMPONENT, str(tmp_path / "other"))
@@ -143,14 +125,10 @@ def _pause_server(system, seconds: float) -> threading.Thread:
 def test_short_stall_download_completes(fault_system, big_job, tmp_path, reliability):
     system = fault_system
     dest = tmp_path / "dl"
-    download = ConsoleDownload(system, big_job, BIG_COMPONENT, dest)
-    try:
-        wait_for_part(dest, BIG_COMPONENT, UNDER_WAY)
+    with download_under_way(system, big_job, BIG_COMPONENT, dest) as (download, _):
         resume = _pause_server(system, PROGRESS_TIMEOUT - 1)
         out, _ = download.finish(timeout=300)
         resume.join()
-    finally:
-        download.close()
     assert sha256(downloaded_to(out)) == sha256(system.job_store_dir(big_job) / BIG_COMPONENT)
     assert os.listdir(dest) == [BIG_COMPONENT]
     reliability.record("3a", "the download completes, sha256 verified; only the final file in the destination")
@@ -158,19 +136,13 @@ def test_short_stall_download_completes(fault_system, big_job, tmp_path, reliabi
 
 def test_long_stall_fails_cleanly(fault_system, big_job, tmp_path, reliability):
     system = fault_system
-    before = system.transfer_transactions()
     dest = tmp_path / "dl"
-    download = ConsoleDownload(system, big_job, BIG_COMPONENT, dest)
-    try:
-        wait_for_part(dest, BIG_COMPONENT, UNDER_WAY)
-        serving = system.transfer_transactions() - before
+    with download_under_way(system, big_job, BIG_COMPONENT, dest) as (download, serving):
         resume = _pause_server(system, CLIENT_GIVE_UP + 9)
         try:
             out, took = download.finish(timeout=CLIENT_GIVE_UP + 30)
         finally:
             resume.join()
-    finally:
-        download.close()
     assert failure(out, "3.0") == (
         f"download of {BIG_COMPONENT} failed: the server did not answer a chunk request within 3 s, 4 times in a row "
         "(file_download_progress_timeout in the admin kit's fed_admin.json) (error requesting data from server "

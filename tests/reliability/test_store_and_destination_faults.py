@@ -19,8 +19,8 @@ import re
 import signal
 
 import pytest
-from downloads import ConsoleDownload, api_result, start_api_download, wait_for_part, wait_until
-from faults import BIG, BIG_COMPONENT, SERVER_RELEASE, new_job_with_big_model
+from downloads import ConsoleDownload, api_result, console_download, download_under_way, start_api_download, wait_until
+from faults import BIG_COMPONENT, SERVER_RELEASE, new_job_with_big_model
 from job_components import JobStore, sha256
 
 from nvflare.fuel.flare_api.api_spec import JobNotFound
@@ -83,11 +83,7 @@ def test_corrupted_component_fails_verification(fault_system, big_job, tmp_path,
         f"sha256 {record['sha256']}; no file was kept"
     )
     assert not dest.exists() or os.listdir(dest) == []
-    download = ConsoleDownload(system, big_job, component, dest)
-    try:
-        out, _ = download.finish(timeout=60)
-    finally:
-        download.close()
+    out = console_download(system, big_job, component, dest, timeout=60)
     assert f"download of {component} failed verification: received {stored.stat().st_size} bytes" in out, out
     assert os.listdir(dest) == []
     reliability.record(
@@ -100,24 +96,18 @@ def test_corrupted_component_fails_verification(fault_system, big_job, tmp_path,
 def test_job_deleted_while_downloading(fault_system, big_file, tmp_path, reliability):
     system = fault_system
     job_id = new_job_with_big_model(system, big_file, tmp_path / "job")
-    before = system.transfer_transactions()
     dest = tmp_path / "dl"
     with system.session() as sess:
-        download = ConsoleDownload(system, job_id, BIG_COMPONENT, dest)
-        try:
-            part = wait_for_part(dest, BIG_COMPONENT, 8 * 1024 * 1024)
+        with download_under_way(system, job_id, BIG_COMPONENT, dest) as (download, serving):
             # Hold the receiver still while the job goes, so the deletion lands mid-transfer.
             download.console.proc.send_signal(signal.SIGSTOP)
             try:
                 sess.delete_job(job_id)
             finally:
                 download.console.proc.send_signal(signal.SIGCONT)
-            assert part.stat().st_size < BIG
             out, _ = download.finish(timeout=60)
-            after = {cmd: download.console.run(f"{cmd} {job_id} {BIG_COMPONENT}") for cmd in ("download_job_component",)}
-            after["list_job_component_info"] = download.console.run(f"list_job_component_info {job_id}")
-        finally:
-            download.close()
+            after = [download.console.run(f"download_job_component {job_id} {BIG_COMPONENT}"),
+                     download.console.run(f"list_job_component_info {job_id}")]
         with pytest.raises(JobNotFound):
             sess.list_job_component_info(job_id)
     message = re.sub(r"after [\d.e-]+ secs", "after <n> secs", ConsoleDownload.failure_line(out))
@@ -126,10 +116,10 @@ def test_job_deleted_while_downloading(fault_system, big_file, tmp_path, reliabi
         "deleted?) (error requesting data from server after <n> secs: process_exception); no file was kept"
     ), out
     assert os.listdir(dest) == []
-    for cmd, printed in after.items():
-        assert printed.split("\n")[0] == f"Error: no such job: {job_id}", (cmd, printed)
+    for printed in after:
+        assert printed.split("\n")[0] == f"Error: no such job: {job_id}", printed
     assert not system.job_store_dir(job_id).exists()
-    wait_until(lambda: not system.transfer_transactions() - before, timeout=SERVER_RELEASE + 10)
+    wait_until(lambda: not serving & system.transfer_transactions(), timeout=SERVER_RELEASE + 10)
     reliability.record(
         "8",
         "`download of MODEL_big failed: the server could not read the component any more (was the job deleted?) "

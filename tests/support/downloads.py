@@ -14,6 +14,7 @@
 """Downloads the way users run them, for fault-injection tests: the real fl_admin console
 and FLARE API sessions in their own processes, so a test can kill, stop or limit them."""
 
+import contextlib
 import json
 import re
 import resource
@@ -80,6 +81,31 @@ class ConsoleDownload:
 
     def close(self):
         self.console.close()
+
+
+UNDER_WAY = 8 * 1024 * 1024  # bytes received before a test injects its fault
+
+
+@contextlib.contextmanager
+def download_under_way(system, job_id: str, component: str, dest, min_bytes: int = UNDER_WAY):
+    """A console download that has received ``min_bytes``; yields it and the server's
+    transaction folder(s) created for it."""
+    before = system.transfer_transactions()
+    download = ConsoleDownload(system, job_id, component, dest)
+    try:
+        wait_for_part(dest, component, min_bytes)
+        yield download, system.transfer_transactions() - before
+    finally:
+        download.close()
+
+
+def console_download(system, job_id: str, component: str, dest, timeout: float = 300) -> str:
+    """Run one download_job_component in a fresh console; what it printed."""
+    download = ConsoleDownload(system, job_id, component, dest)
+    try:
+        return download.finish(timeout)[0]
+    finally:
+        download.close()
 
 
 def _limit_file_size(limit: int):
