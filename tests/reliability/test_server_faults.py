@@ -109,8 +109,8 @@ def test_admin_client_killed_mid_download(fault_system, big_job, tmp_path, relia
     reliability.record(
         "2",
         f"the server releases the transaction and removes its transfer folder within {SERVER_RELEASE + 15} s "
-        "(admin_download_timeout + the 5 s sweep); the next session's download succeeds; the killed client's "
-        "temp file never gets the final name",
+        f"({SERVER_RELEASE} s = admin_download_timeout + the 5 s sweep, plus margin); the next session's download "
+        "succeeds; the killed client's temp file never gets the final name",
     )
 
 
