@@ -70,6 +70,30 @@ def flare_system(tmp_path_factory):
         system.stop()
 
 
+class ReliabilityRecorder:
+    """Outcomes proved by the reliability scenarios of this session (see reliability_table)."""
+
+    def __init__(self):
+        self.outcomes = {}
+
+    def record(self, scenario: str, outcome: str):
+        from reliability_table import SCENARIOS
+
+        assert scenario in SCENARIOS, f"unknown reliability scenario {scenario!r}"
+        first = self.outcomes.setdefault(scenario, outcome)
+        assert first == outcome, f"scenario {scenario}: two outcomes recorded: {first!r} and {outcome!r}"
+
+
+@pytest.fixture(scope="session")
+def reliability():
+    return ReliabilityRecorder()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # The table check compares what the scenarios recorded: it must run after all of them.
+    items.sort(key=lambda item: "test_reliability_table" in item.nodeid)
+
+
 def pytest_report_header(config):
     import nvflare
 

@@ -11,39 +11,63 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Authorization of download_job_component with the provisioned default policy.
+"""Authorization of download_job_component with the provisioned default policy, for users
+of every role in two orgs and jobs submitted in both orgs.
 
 Behaviour test for security-download-job-component-in-the-download-job-category.patch:
 without the category mapping only project_admin may download a component, so the
-org_admin and lead rows (allowed to download_job) fail. list_job_component_info follows
+org_admin and lead cells (allowed to download_job) fail. list_job_component_info follows
 get_job_meta (the view category).
+
+Behaviour test for admin-server-audit-refused-commands-and-sweep-stale-transfer-folders.patch
+(its audit half): without it a refused command never reaches the audit log.
 """
 
+import re
+
 import pytest
-from job_components import LEAD, MEMBER, ORG_ADMIN, OTHER_LEAD, OTHER_ORG_ADMIN, JobStore, write_numpy_job
+from job_components import (
+    LEAD,
+    MEMBER,
+    ORG_ADMIN,
+    OTHER_LEAD,
+    OTHER_ORG_ADMIN,
+    OTHER_ORG_LEAD,
+    OTHER_ORG_MEMBER,
+    JobStore,
+    write_numpy_job,
+)
 
 from nvflare.fuel.flare_api.api_spec import AuthorizationError
 
 pytestmark = pytest.mark.system
 
 PROJECT_ADMIN = "admin@nvidia.com"
-# user -> may download a job submitted by lead@nvidia.com (org nvidia) under default_authz
+SUBMITTERS = (LEAD, OTHER_ORG_LEAD)  # one job submitted in each org
+# user -> the submitters whose jobs the user may download under default_authz
 EXPECTED = {
-    PROJECT_ADMIN: True,  # any
-    ORG_ADMIN: True,  # download_job: o:submitter, same org
-    LEAD: True,  # download_job: n:submitter, the submitter
-    OTHER_LEAD: False,  # n:submitter, not the submitter
-    MEMBER: False,  # view only
-    OTHER_ORG_ADMIN: False,  # o:submitter, other org
+    PROJECT_ADMIN: {LEAD, OTHER_ORG_LEAD},  # any
+    ORG_ADMIN: {LEAD},  # download_job: o:submitter
+    OTHER_ORG_ADMIN: {OTHER_ORG_LEAD},
+    LEAD: {LEAD},  # download_job: n:submitter
+    OTHER_LEAD: set(),
+    OTHER_ORG_LEAD: {OTHER_ORG_LEAD},
+    MEMBER: set(),  # view only
+    OTHER_ORG_MEMBER: set(),
 }
 
 
 @pytest.fixture(scope="module")
-def lead_job(flare_system, tmp_path_factory):
-    job_id, meta = flare_system.submit_and_wait(write_numpy_job(tmp_path_factory.mktemp("lead") / "job"), user=LEAD)
-    assert meta["submitter_name"] == LEAD
-    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_global_model", b"model bytes")
-    return job_id
+def jobs(flare_system, tmp_path_factory):
+    """{submitter: job id}, each job holding a MODEL_global_model."""
+    found = {}
+    for submitter in SUBMITTERS:
+        folder = write_numpy_job(tmp_path_factory.mktemp("authz") / "job")
+        job_id, meta = flare_system.submit_and_wait(folder, user=submitter)
+        assert meta["submitter_name"] == submitter
+        JobStore(flare_system.jobs_storage).put(job_id, "MODEL_global_model", b"model bytes")
+        found[submitter] = job_id
+    return found
 
 
 def allowed(call) -> bool:
@@ -54,14 +78,33 @@ def allowed(call) -> bool:
         return False
 
 
+def refusals(flare_system, user: str, command: str, job_id: str) -> list:
+    line = re.compile(rf"\[U:{re.escape(user)}\]\[A:(\S+\.)?{command} {job_id}[^\]]*\] REFUSED: (.*)$")
+    return [m.group(2) for m in map(line.search, flare_system.audit_log.read_text().splitlines()) if m]
+
+
 @pytest.mark.parametrize("user", list(EXPECTED))
-def test_same_rights_as_download_job(flare_system, lead_job, user, tmp_path):
-    with flare_system.session(user) as sess:
-        job = allowed(lambda: sess.download_job_result(lead_job, str(tmp_path / "job")))
-        component = allowed(lambda: sess.download_job_component(lead_job, "MODEL_global_model", str(tmp_path / "c")))
-        meta = allowed(lambda: sess.get_job_meta(lead_job))
-        info = allowed(lambda: sess.list_job_component_info(lead_job))
-    assert (job, component) == (EXPECTED[user], EXPECTED[user])
-    assert info == meta
-    if component:
-        assert (tmp_path / "c" / "MODEL_global_model").read_bytes() == b"model bytes"
+def test_same_rights_as_download_job(flare_system, jobs, user, tmp_path, reliability):
+    for submitter, job_id in jobs.items():
+        with flare_system.session(user) as sess:
+            job = allowed(lambda: sess.download_job_result(job_id, str(tmp_path / "job")))
+            component = allowed(lambda: sess.download_job_component(job_id, "MODEL_global_model", str(tmp_path / "c")))
+            meta = allowed(lambda: sess.get_job_meta(job_id))
+            info = allowed(lambda: sess.list_job_component_info(job_id))
+        may = submitter in EXPECTED[user]
+        assert (job, component) == (may, may), submitter
+        assert info == meta
+        if component:
+            assert (tmp_path / "c" / "MODEL_global_model").read_bytes() == b"model bytes"
+            (tmp_path / "c" / "MODEL_global_model").unlink()
+        else:
+            for command in ("download_job", "download_job_component"):
+                assert refusals(flare_system, user, command, job_id) == [
+                    f"Authorization Error: user '{user}' is not authorized for '{command}'"
+                ], (command, submitter)
+    reliability.record(
+        "10a",
+        "8 users x jobs of 2 orgs: download_job_component allowed exactly where download_job is (project_admin: "
+        "both; org_admin: own org's job; lead: own job; member: none); each refusal of either command is in the "
+        "server's audit.log as `[U:<user>][A:<command> <job>...] REFUSED: Authorization Error: ...`",
+    )

@@ -20,14 +20,13 @@ server-commands-register-the-job-component-command-module.patch.
 
 import os
 import re
-import threading
-import time
 
 import psutil
 import pytest
 import torch
 from admin_console import AdminConsole
 from job_components import MEMBER, JobStore, sha256, write_numpy_job
+from proc_watch import PeakRss
 
 pytestmark = pytest.mark.system
 
@@ -76,23 +75,6 @@ def test_download_prints_path_and_never_overwrites(flare_system, console_job):
     assert torch.equal(torch.load(first, weights_only=True)["w"], torch.full((4,), 2.0))
 
 
-def _peak_rss(proc: psutil.Process, stop: threading.Event, out: list):
-    peak = 0
-    while not stop.is_set():
-        try:
-            peak = max(peak, proc.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.02)
-    out.append(peak)
-
-
-def _server_parent(flare_system) -> psutil.Process:
-    procs = [p for p in flare_system.workspace_processes() if "server_train" in " ".join(p.cmdline())]
-    assert len(procs) == 1, procs
-    return procs[0]
-
-
 def test_large_download_shows_progress_in_constant_memory(flare_system, console_job, tmp_path):
     """256 MiB named *.zip: progress lines, a plain file, and neither side holds the file in memory.
 
@@ -104,18 +86,9 @@ def test_large_download_shows_progress_in_constant_memory(flare_system, console_
     dest = tmp_path / "big"
     with console(flare_system) as c:
         c.run(f"download_job_component {job_id} MODEL_big.zip {tmp_path / 'warm-up'}", timeout=300)
-        watched = {"server": _server_parent(flare_system), "console": psutil.Process(c.proc.pid)}
-        before = {k: p.memory_info().rss for k, p in watched.items()}
-        stop, peaks = threading.Event(), {k: [] for k in watched}
-        threads = [threading.Thread(target=_peak_rss, args=(p, stop, peaks[k])) for k, p in watched.items()]
-        for t in threads:
-            t.start()
-        try:
+        watched = {"server": flare_system.server_parent(), "console": psutil.Process(c.proc.pid)}
+        with PeakRss(**watched) as rss:
             out = c.run(f"download_job_component {job_id} MODEL_big.zip {dest}", timeout=300)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
     path = downloaded_path(out)
     assert path == str(dest / "MODEL_big.zip") and os.path.isfile(path)
     assert sha256(path) == sha256(flare_system.job_store_dir(job_id) / "MODEL_big.zip")
@@ -124,7 +97,7 @@ def test_large_download_shows_progress_in_constant_memory(flare_system, console_
     assert progress, out
     assert all(float(rate) > 0 for _, rate in progress)
     for k in watched:
-        grew = peaks[k][0] - before[k]
+        grew = rss.growth(k)
         assert grew < 64 * 1024 * 1024, f"{k} grew by {grew / 2**20:.0f} MiB while sending a 256 MiB file"
 
 

@@ -130,19 +130,27 @@ def attacked_job(flare_system, tmp_path_factory):
     return job_id, status, components
 
 
-def test_client_side_publish_is_refused_and_store_unchanged(flare_system, attacked_job):
+def test_client_side_publish_is_refused_and_store_unchanged(flare_system, attacked_job, reliability):
     job_id, status, components = attacked_job
     log = flare_system.console_log.read_text(errors="replace")
+    audit = flare_system.audit_log.read_text(errors="replace")
     for site in ("site-1", "site-2"):
-        expected = (
-            f"Refused to store a model: request from cell '{site}.{job_id}' (authenticated as '{site}'): "
+        refusal = (
+            f"request from cell '{site}.{job_id}' (authenticated as '{site}'): "
             f"only a job's own server process may publish models into its job store"
         )
-        assert expected in log, f"no refusal logged for {site}\n{flare_system.tail_console()}"
+        assert f"Refused to store a model: {refusal}" in log, f"no refusal logged for {site}\n{flare_system.tail_console()}"
+        assert f"[U:{site}][A:model_fork.publish_job_model from {site}.{job_id}] REFUSED: {refusal}" in audit, site
     assert status == "FINISHED:COMPLETED"
     assert not [c for c in components if c.startswith("MODEL_")]
     assert not [p.name for p in flare_system.job_store_dir(job_id).iterdir() if p.name.startswith("MODEL_")]
     assert "component_records" not in job_meta(flare_system, job_id)
+    reliability.record(
+        "10b",
+        "refused: `Refused to store a model: request from cell '<site>.<job>' (authenticated as '<site>'): only a "
+        "job's own server process may publish models into its job store` in the server log and as a REFUSED line in "
+        "its audit.log; no MODEL_ component, no record",
+    )
 
 
 def test_job_can_turn_publishing_off(flare_system, attacked_job):

@@ -92,6 +92,19 @@ class FlareSystem:
     def job_store_dir(self, job_id: str) -> Path:
         return self.jobs_storage / job_id
 
+    @property
+    def audit_log(self) -> Path:
+        return self.server_dir / "audit.log"
+
+    @property
+    def server_transfer_dir(self) -> Path:
+        """The server's admin_storage: one <tx_id>/<job_id>/ folder per running admin download."""
+        return self.server_dir / "transfer"
+
+    def transfer_transactions(self) -> set:
+        folder = self.server_transfer_dir
+        return set(os.listdir(folder)) if folder.is_dir() else set()
+
     # -- lifecycle ---------------------------------------------------------------------
     def run_nvflare(self, *args, timeout=120, check=True, input_text=None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
@@ -119,6 +132,10 @@ class FlareSystem:
     def start(self, timeout: float = 120):
         self.run_nvflare("poc", "start", timeout=timeout)
         self.started = True
+        return self.wait_until_up(timeout)
+
+    def wait_until_up(self, timeout: float = 120):
+        """Wait until the admin server answers and every client is connected."""
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -141,6 +158,45 @@ class FlareSystem:
                 pass
         self.started = False
         self.kill_leftovers(grace=30)
+
+    def server_parent(self) -> psutil.Process:
+        """The server parent process (SP), not a job's server process."""
+        found = [
+            p for p in self.workspace_processes()
+            if "server_train" in " ".join(p.cmdline()) and str(self.server_dir) in p.cmdline()
+        ]
+        if len(found) != 1:
+            raise RuntimeError(f"expected one server parent process, found {found}")
+        return found[0]
+
+    def kill_server(self, timeout: float = 30) -> int:
+        """SIGKILL the server parent (a crash: nothing gets to clean up); return its pid once it is gone.
+
+        The kit's startup/sub_start.sh watchdog starts a new server parent within ~5 s.
+        """
+        proc = self.server_parent()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout)
+        return proc.pid
+
+    def wait_for_restart(self, killed_pid: int, timeout: float = 120):
+        """Wait until the watchdog has replaced the killed server and its clients are back."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with contextlib.suppress(RuntimeError, psutil.NoSuchProcess):
+                if self.server_parent().pid != killed_pid:
+                    return self.wait_until_up(max(1.0, deadline - time.time()))
+            time.sleep(0.5)
+        raise RuntimeError(f"the server was not restarted within {timeout}s\n{self.tail_console()}")
+
+    def set_admin_config(self, **settings):
+        """Change the "admin" section of every admin kit's startup/fed_admin.json (read at login)."""
+        for kit in self.prod.iterdir():
+            path = kit / "startup" / "fed_admin.json"
+            if path.is_file():
+                config = json.loads(path.read_text())
+                config["admin"].update(settings)
+                path.write_text(json.dumps(config, indent=2))
 
     def workspace_processes(self):
         marker = str(self.workspace)

@@ -27,9 +27,17 @@ from pathlib import Path
 MEMBER = "member@nvidia.com"
 OTHER_LEAD = "lead2@nvidia.com"
 OTHER_ORG_ADMIN = "org-admin@other.org"
+OTHER_ORG_LEAD = "lead@other.org"
+OTHER_ORG_MEMBER = "member@other.org"
 LEAD = "lead@nvidia.com"
 ORG_ADMIN = "org-admin@nvidia.com"
-EXTRA_USERS = [(MEMBER, "nvidia", "member"), (OTHER_LEAD, "nvidia", "lead"), (OTHER_ORG_ADMIN, "other", "org_admin")]
+EXTRA_USERS = [
+    (MEMBER, "nvidia", "member"),
+    (OTHER_LEAD, "nvidia", "lead"),
+    (OTHER_ORG_ADMIN, "other", "org_admin"),
+    (OTHER_ORG_LEAD, "other", "lead"),
+    (OTHER_ORG_MEMBER, "other", "member"),
+]
 
 
 def sha256(path) -> str:

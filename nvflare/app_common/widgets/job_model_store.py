@@ -64,6 +64,7 @@ from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH,
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
 from nvflare.fuel.f3.cellnet.utils import make_reply
+from nvflare.fuel.sec.audit import AuditService
 from nvflare.private.defs import AUTH_CLIENT_NAME_FOR_SJ, CellMessageHeaderKeys
 from nvflare.security.logging import secure_format_exception
 from nvflare.widgets.widget import Widget
@@ -161,6 +162,7 @@ class JobModelStore(Widget):
                 body = self._process(request, origin, fl_ctx)
             except _Refused as e:
                 self.log_error(fl_ctx, f"Refused to store a model: {e}")
+                self._audit_refusal(request, origin, e)
                 body = {Key.STATUS: Status.REFUSED, Key.MESSAGE: str(e)}
             except _NotVisible as e:
                 self.log_debug(fl_ctx, f"Model from {origin} must be streamed: {e}")
@@ -170,6 +172,15 @@ class JobModelStore(Widget):
                 self.log_exception(fl_ctx, f"Model from {origin}: {msg}")
                 body = {Key.STATUS: Status.ERROR, Key.MESSAGE: msg}
         return make_reply(ReturnCode.OK, body=body)
+
+    @staticmethod
+    def _audit_refusal(request, origin: str, refusal: Exception):
+        # Refused admin commands are audited (audited_authz); refused publishers are too.
+        AuditService.add_event(
+            user=request.get_header(CellMessageHeaderKeys.CLIENT_NAME, "") or "?",
+            action=f"{TOPIC} from {origin}"[:100],
+            msg=f" REFUSED: {refusal}",
+        )
 
     def _process(self, request, origin: str, fl_ctx: FLContext) -> dict:
         job_id = self._sender_job(request, origin)

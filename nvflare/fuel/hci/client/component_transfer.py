@@ -36,6 +36,7 @@ from nvflare.apis.utils.component_records import SHA256, SIZE
 from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
 from nvflare.fuel.hci.client.api_spec import CommandContext
 from nvflare.fuel.hci.client.api_status import APIStatus
+from nvflare.fuel.hci.client.download_failures import explain_failure
 from nvflare.fuel.hci.cmd_arg_utils import join_args
 from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta
@@ -184,7 +185,7 @@ class ComponentPuller:
                 )
             elapsed = time.time() - consumer.started
             if consumer.error or not consumer.completed:
-                why = consumer.error or "the transfer ended early"
+                why = explain_failure(consumer.error or "the transfer ended early", api.file_download_progress_timeout)
                 return _error(f"download of {component} failed: {why}; no file was kept")
             sha = consumer.digest.hexdigest()
             if consumer.size != expected_size or sha != expected_sha:
