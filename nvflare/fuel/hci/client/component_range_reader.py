@@ -80,7 +80,6 @@ class RangeSource:
             target=self.server,
             request=Message(headers={}, payload={TRANSFER_ID: self.transfer_id, **payload}),
             timeout=timeout,
-            abort_signal=self.abort_signal,
         )
         rc = reply.get_header(MessageHeaderKey.RETURN_CODE, ReturnCode.OK)
         if rc == ReturnCode.OK:
@@ -148,6 +147,8 @@ def read_ranges(
         for _ in range(in_flight):
             request_next()
         while pending:
+            if abort_signal and abort_signal.triggered:
+                raise RangeRefused("aborted")
             data = pending.popleft().result()
             request_next()  # keep in_flight requests going while this range is written
             sink(data)
