@@ -125,7 +125,8 @@ def range_tx_dir(system, job_id) -> list:
 
 
 def tx_dir(system, meta):
-    return system.server_dir / "transfer" / meta["tx_id"]
+    """What upstream's clean-up removes: <transfer>/<tx_id>/<job_id> (it leaves <tx_id>)."""
+    return system.server_dir / "transfer" / meta["tx_id"] / meta["folder_name"]
 
 
 def test_chunk_size_from_resources_json(tuned):
@@ -143,7 +144,7 @@ def test_short_timeout_expires_a_stalled_transfer_and_cleans_up(tuned):
     system, job_id = tuned
     with system.session() as sess:
         meta = start_download(sess, job_id, "MODEL_global_model")
-        assert (tx_dir(system, meta) / job_id / "MODEL_global_model").is_symlink()  # streamed from the store
+        assert (tx_dir(system, meta) / "MODEL_global_model").is_symlink()  # streamed from the store
         consumer = StallingConsumer(stall=STALL)
         pull(sess, meta, consumer)
     assert not consumer.done
