@@ -202,3 +202,17 @@ def test_server_refusals(flare_system, range_job):
         with pytest.raises(RangeRefused) as e:  # ended: released at once
             source.fetch(0, 10)
         assert str(e.value) == "no such transfer: it ended, expired, or belongs to another admin"
+
+
+def test_logout_ends_the_transfer_and_removes_its_folder(flare_system, range_job):
+    job_id, _ = range_job
+    with flare_system.session() as sess:
+        transfer = open_transfer(sess, job_id)
+        (tx,) = [d for d in (flare_system.server_dir / "transfer").iterdir() if (d / job_id / "MODEL_range").is_symlink()]
+        assert len(RangeSource(sess.api.cell, transfer, timeout=10).fetch(0, 10)) == 10
+    deadline = time.time() + 10
+    while tx.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not tx.exists()
+    log = (flare_system.server_dir / "log.txt").read_text()
+    assert f"range transfer {transfer['transfer_id']} ended (cancelled) after 10 bytes served" in log
