@@ -155,7 +155,7 @@ def test_verification_failure_keeps_no_file(flare_system, model_job, tmp_path):
 
 
 def test_size_overrun_stops_the_transfer(flare_system, model_job, tmp_path):
-    """More bytes than recorded: the receiver aborts mid-transfer and removes its temp file."""
+    """More bytes stored than recorded: the receiver refuses before any byte moves."""
     job_id, _, store = model_job
     store.put(job_id, "MODEL_grown", b"C" * 100_000)
     save_record(store.manager, job_id, "MODEL_grown", {"sha256": "0" * 64, "size": 10, "file_name": "x"}, store.fl_ctx)
@@ -163,8 +163,8 @@ def test_size_overrun_stops_the_transfer(flare_system, model_job, tmp_path):
         with pytest.raises(RuntimeError) as e:
             sess.download_job_component(job_id, "MODEL_grown", str(tmp_path))
     assert str(e.value) == (
-        "runtime error encountered: APIStatus.ERROR_RUNTIME: download of MODEL_grown failed: exception when "
-        "consuming data: ValueError: received more than the 10 bytes the server recorded; no file was kept"
+        "runtime error encountered: APIStatus.ERROR_RUNTIME: download of MODEL_grown failed: the server holds "
+        "100000 bytes for it but recorded 10; no file was kept"
     )
     assert os.listdir(tmp_path) == []
 

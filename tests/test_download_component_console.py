@@ -31,6 +31,9 @@ from proc_watch import PeakRss
 pytestmark = pytest.mark.system
 
 BIG = 256 * 1024 * 1024
+# The progress test needs a download that lasts several progress intervals (1 s): the
+# range transfer moves 256 MiB in under a second on a 2-core host.
+HUGE = 1024 * 1024 * 1024
 UNKNOWN_JOB = "0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f"  # a valid job id no job has
 
 
@@ -76,29 +79,42 @@ def test_download_prints_path_and_never_overwrites(flare_system, console_job):
 
 
 def test_large_download_shows_progress_in_constant_memory(flare_system, console_job, tmp_path):
-    """256 MiB named *.zip: progress lines, a plain file, and neither side holds the file in memory.
+    """1 GiB named *.zip: progress lines, a plain file, and neither side holds the file in memory.
 
     Measured on a second download, after the first has warmed up both processes' buffer
     pools: a big bytes object is mapped and unmapped per use, so holding the file would
     show up again as growth of its size.
     """
     job_id = console_job
+    block = os.urandom(1 << 20)
+    with open(tmp_path / "huge.bin", "wb") as f:
+        for _ in range(HUGE // len(block)):
+            f.write(block)
+    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_huge.zip", str(tmp_path / "huge.bin"))
+    os.unlink(tmp_path / "huge.bin")
+    try:
+        _download_huge_with_progress(flare_system, job_id, tmp_path)
+    finally:  # the other tests list the job's components
+        (flare_system.job_store_dir(job_id) / "MODEL_huge.zip").unlink()
+
+
+def _download_huge_with_progress(flare_system, job_id, tmp_path):
     dest = tmp_path / "big"
     with console(flare_system) as c:
-        c.run(f"download_job_component {job_id} MODEL_big.zip {tmp_path / 'warm-up'}", timeout=300)
+        c.run(f"download_job_component {job_id} MODEL_huge.zip {tmp_path / 'warm-up'}", timeout=300)
         watched = {"server": flare_system.server_parent(), "console": psutil.Process(c.proc.pid)}
         with PeakRss(**watched) as rss:
-            out = c.run(f"download_job_component {job_id} MODEL_big.zip {dest}", timeout=300)
+            out = c.run(f"download_job_component {job_id} MODEL_huge.zip {dest}", timeout=300)
     path = downloaded_path(out)
-    assert path == str(dest / "MODEL_big.zip") and os.path.isfile(path)
-    assert sha256(path) == sha256(flare_system.job_store_dir(job_id) / "MODEL_big.zip")
-    assert os.listdir(dest) == ["MODEL_big.zip"]
-    progress = re.findall(r"^downloading MODEL_big.zip: ([\d.]+) MiB of 256.0 MiB \(\d+%\), ([\d.]+) MiB/s$", out, re.M)
+    assert path == str(dest / "MODEL_huge.zip") and os.path.isfile(path)
+    assert sha256(path) == sha256(flare_system.job_store_dir(job_id) / "MODEL_huge.zip")
+    assert os.listdir(dest) == ["MODEL_huge.zip"]
+    progress = re.findall(r"^downloading MODEL_huge.zip: ([\d.]+) MiB of 1024.0 MiB \(\d+%\), ([\d.]+) MiB/s$", out, re.M)
     assert progress, out
     assert all(float(rate) > 0 for _, rate in progress)
     for k in watched:
         grew = rss.growth(k)
-        assert grew < 64 * 1024 * 1024, f"{k} grew by {grew / 2**20:.0f} MiB while sending a 256 MiB file"
+        assert grew < 64 * 1024 * 1024, f"{k} grew by {grew / 2**20:.0f} MiB while sending a 1 GiB file"
 
 
 def test_console_errors(flare_system, console_job):

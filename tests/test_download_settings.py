@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """admin_download_timeout / admin_download_chunk_size on real systems, with real stalled
-receivers pulling through DownloadService.
+receivers pulling through DownloadService (download_job_components) and through the range
+transfer of download_job_component (the timeout only: its ranges are the receiver's choice).
 
 Behaviour test for binary-transfer-configurable-admin-download-timeout-and-chunk-size.patch:
 without it the tuned system below keeps 5 MiB chunks and a 1805 s timeout, so the chunk
@@ -32,9 +33,11 @@ import time
 
 import pytest
 from flare_system import FlareSystem
-from job_components import JobStore, write_numpy_job
+from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
+from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeSource
+from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -92,22 +95,38 @@ class StallingConsumer(Consumer):
 
 
 def start_download(sess, job_id, component):
-    """The server half of download_job_component, as the admin client's handler sends it."""
-    result = sess.api.server_execute(f"download_job_component {job_id} {component}")
+    """The server half of download_job_components, as upstream's admin client sends it;
+    the meta of the one file that is ``component``."""
+    result = sess.api.server_execute(f"download_job_components {job_id}")
     meta = result["meta"]
     assert meta["status"] == "ok", result
-    return meta
+    (ref_id,) = [ref for name, ref in meta["files"] if name == component]
+    return {**meta, "ref_id": ref_id}
 
 
 def pull(sess, meta, consumer):
     download_object(
-        from_fqcn=meta["source_fqcn"], ref_id=meta["files"][0][1], per_request_timeout=5.0,
+        from_fqcn=meta["source_fqcn"], ref_id=meta["ref_id"], per_request_timeout=5.0,
         cell=sess.api.cell, consumer=consumer,
     )
 
 
+def start_range_transfer(sess, job_id, component):
+    """The server half of download_job_component: (its meta, a RangeSource for it)."""
+    result = sess.api.server_execute(f"download_job_component {job_id} {component}")
+    meta = result["meta"]
+    assert meta["status"] == "ok", result
+    return meta, RangeSource(sess.api.cell, meta[RANGE_TRANSFER], timeout=5.0)
+
+
+def range_tx_dir(system, job_id) -> list:
+    """The server's transaction folders that hold ``job_id`` (one per download in flight)."""
+    return [d for d in (system.server_dir / "transfer").iterdir() if (d / job_id).exists()]
+
+
 def tx_dir(system, meta):
-    return system.server_dir / "transfer" / meta["tx_id"]
+    """What upstream's clean-up removes: <transfer>/<tx_id>/<job_id> (it leaves <tx_id>)."""
+    return system.server_dir / "transfer" / meta["tx_id"] / meta["folder_name"]
 
 
 def test_chunk_size_from_resources_json(tuned):
@@ -118,14 +137,14 @@ def test_chunk_size_from_resources_json(tuned):
         pull(sess, meta, consumer)
     assert consumer.done and consumer.error is None
     assert consumer.chunks == [CHUNK] * (2 * 1024 * 1024 // CHUNK)
-    assert consumer.digest.hexdigest() == meta["component_record"]["sha256"]
+    assert consumer.digest.hexdigest() == sha256(system.job_store_dir(job_id) / "MODEL_global_model")
 
 
 def test_short_timeout_expires_a_stalled_transfer_and_cleans_up(tuned):
     system, job_id = tuned
     with system.session() as sess:
         meta = start_download(sess, job_id, "MODEL_global_model")
-        assert (tx_dir(system, meta) / job_id / "MODEL_global_model").is_symlink()  # streamed from the store
+        assert (tx_dir(system, meta) / "MODEL_global_model").is_symlink()  # streamed from the store
         consumer = StallingConsumer(stall=STALL)
         pull(sess, meta, consumer)
     assert not consumer.done
@@ -143,12 +162,46 @@ def test_long_timeout_survives_a_stall(flare_system, tmp_path):
         meta = start_download(sess, job_id, "MODEL_global_model")
         consumer = StallingConsumer(stall=STALL)
         pull(sess, meta, consumer)
+        for name, ref in meta["files"]:  # the transaction ends when all its files are pulled
+            if name != "MODEL_global_model":
+                pull(sess, {**meta, "ref_id": ref}, StallingConsumer(stall=0))
     assert consumer.done and consumer.error is None
     assert consumer.digest.hexdigest() == hashlib.sha256(data).hexdigest()
     deadline = time.time() + 10
     while tx_dir(flare_system, meta).exists() and time.time() < deadline:
         time.sleep(0.2)
     assert not tx_dir(flare_system, meta).exists()
+
+
+def test_short_timeout_expires_a_stalled_range_transfer_and_cleans_up(tuned):
+    system, job_id = tuned
+    with system.session() as sess:
+        _, source = start_range_transfer(sess, job_id, "MODEL_global_model")
+        (tx,) = range_tx_dir(system, job_id)
+        assert (tx / job_id / "MODEL_global_model").is_symlink()  # served from the store
+        assert len(source.fetch(0, CHUNK)) == CHUNK
+        time.sleep(SHORT_TIMEOUT + 3)  # the range server looks for idle transfers every second
+        with pytest.raises(RangeRefused) as e:
+            source.fetch(CHUNK, CHUNK)
+    assert str(e.value) == "no such transfer: it ended, expired, or belongs to another admin"
+    assert not tx.exists()
+    assert (system.job_store_dir(job_id) / "MODEL_global_model").is_file()
+    assert "ended (expired) after 65536 bytes served" in (system.server_dir / "log.txt").read_text()
+
+
+def test_long_timeout_survives_a_stalled_range_transfer(flare_system, tmp_path):
+    job_id, _ = flare_system.submit_and_wait(write_numpy_job(tmp_path / "job"))
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_global_model", data)
+    with flare_system.session() as sess:
+        _, source = start_range_transfer(sess, job_id, "MODEL_global_model")
+        (tx,) = range_tx_dir(flare_system, job_id)
+        first = source.fetch(0, 1024 * 1024)
+        time.sleep(STALL)
+        rest = [source.fetch(o, min(1024 * 1024, len(data) - o)) for o in range(1024 * 1024, len(data), 1024 * 1024)]
+        assert b"".join([first, *rest]) == data
+        source.end("ok")
+    assert not tx.exists()
 
 
 def test_multi_component_download_outlasts_the_timeout(tuned):

@@ -22,13 +22,15 @@ import os
 
 from job_components import JobStore, write_numpy_job
 
+from nvflare.fuel.hci.client.component_range_reader import ATTEMPTS, RETRY_BACKOFF
+
 ADMIN_DOWNLOAD_TIMEOUT = 6
 PROGRESS_TIMEOUT = 3.0
 BIG = 200 * 1024 * 1024
 BIG_COMPONENT = "MODEL_big"
-# The admin client's give-up time when the server does not answer: 4 requests of
-# PROGRESS_TIMEOUT and backoffs of 2 + 4 + 8 s between them.
-CLIENT_GIVE_UP = 4 * PROGRESS_TIMEOUT + 14
+# The admin client's give-up time when the server does not answer: ATTEMPTS range
+# requests of PROGRESS_TIMEOUT each, with doubling backoffs between them.
+CLIENT_GIVE_UP = ATTEMPTS * PROGRESS_TIMEOUT + RETRY_BACKOFF * (2 ** (ATTEMPTS - 1) - 1)
 # DownloadService checks for expired transactions every 5 s.
 SERVER_RELEASE = ADMIN_DOWNLOAD_TIMEOUT + 5
 

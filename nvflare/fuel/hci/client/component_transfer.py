@@ -18,7 +18,7 @@ ends in ``.zip``, so this handler (hooked into FileTransferModule's handler map)
 transfer itself:
 
 * the bytes go to ``<component>.part-<random>`` in the destination folder, hashed while
-  they are written (one chunk in memory, requests pipelined);
+  they are written in order, several ranges in flight (component_range_reader);
 * the file gets its final name only when size and sha256 match the record the server
   sent ahead of the data; otherwise the temp file is removed and the message says why;
 * the final name never replaces an existing file: ``<component>__1``, ``__2``, ... as
@@ -33,12 +33,19 @@ import time
 
 from nvflare.apis.utils.component_names import component_name_problem
 from nvflare.apis.utils.component_records import SHA256, SIZE
-from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
 from nvflare.fuel.hci.client.api_spec import CommandContext
 from nvflare.fuel.hci.client.api_status import APIStatus
 from nvflare.fuel.hci.client.download_failures import explain_failure
 from nvflare.fuel.hci.cmd_arg_utils import join_args
+from nvflare.fuel.hci.client.component_range_reader import (
+    RANGE_LENGTH,
+    RangeRefused,
+    RangeRetryable,
+    RangeSource,
+    read_ranges,
+)
 from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
+from nvflare.fuel.hci.component_range_defs import MAX_LENGTH, RANGE_TRANSFER, TRANSFER_SIZE
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta
 
 PROGRESS_EVENT = "download_component_progress"
@@ -56,38 +63,26 @@ def _error(details: str, status=APIStatus.ERROR_RUNTIME) -> dict:
     return {ProtoKey.STATUS: status, ProtoKey.DETAILS: details}
 
 
-class _VerifyingFileConsumer(Consumer):
-    """Writes chunks to an open file and hashes them; never changes the producer's state."""
-
-    # consume() returns the state it was given, so the next request can be in flight
-    # while this chunk is written.
-    supports_pipelining = True
+class _VerifyingWriter:
+    """Writes the ranges to an open file in order and hashes them on the way."""
 
     def __init__(self, f, expected_size: int, report):
-        super().__init__()
         self.file = f
         self.expected_size = expected_size
         self.report = report
         self.digest = hashlib.sha256()
         self.size = 0
-        self.error = None
-        self.completed = False
         self.started = time.time()
         self.last_report = self.started
 
-    def consume(self, ref_id, state: dict, data) -> dict:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"expected bytes from the server but got {type(data).__name__}")
+    def __call__(self, data: bytes):
         self.file.write(data)
         self.digest.update(data)
         self.size += len(data)
-        if self.size > self.expected_size:
-            raise ValueError(f"received more than the {self.expected_size} bytes the server recorded")
         now = time.time()
         if now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
             self.report(self.progress_text(now))
-        return dict(state or {})
 
     def progress_text(self, now: float) -> str:
         pct = f" ({100 * self.size // self.expected_size}%)" if self.expected_size else ""
@@ -95,12 +90,6 @@ class _VerifyingFileConsumer(Consumer):
 
     def rate(self, now: float) -> float:
         return self.size / max(now - self.started, 1e-6)
-
-    def download_completed(self, ref_id: str):
-        self.completed = True
-
-    def download_failed(self, ref_id, reason: str):
-        self.error = reason
 
 
 def _claim_final_name(tmp_path: str, wanted: str) -> str:
@@ -153,60 +142,76 @@ class ComponentPuller:
         meta = result.get(ProtoKey.META) or {}
         if meta.get(MetaKey.STATUS, MetaStatusValue.OK) != MetaStatusValue.OK:
             return result
-        files = meta.get(MetaKey.FILES) or []
         record = meta.get(COMPONENT_RECORD)
-        if len(files) != 1 or files[0][0] != component or not isinstance(record, dict):
-            return _error(f"unexpected reply from the server for {component}: {files}, record {record}")
-        return self._receive(api, meta, component, record, self._destination_dir(destination, meta.get(MetaKey.FOLDER_NAME) or job_id))
+        transfer = meta.get(RANGE_TRANSFER)
+        if not isinstance(record, dict) or not isinstance(transfer, dict):
+            return _error(f"unexpected reply from the server for {component}: record {record}, transfer {transfer}")
+        dest_dir = self._destination_dir(destination, meta.get(MetaKey.FOLDER_NAME) or job_id)
+        return self._receive(api, meta, component, record, transfer, dest_dir)
 
-    def _receive(self, api, meta: dict, component: str, record: dict, dest_dir: str) -> dict:
+    def _receive(self, api, meta: dict, component: str, record: dict, transfer: dict, dest_dir: str) -> dict:
         job_id = meta.get(MetaKey.FOLDER_NAME)
         expected_size, expected_sha = record.get(SIZE), record.get(SHA256)
+        source = RangeSource(
+            api.cell, transfer, api.file_download_progress_timeout, getattr(api, "session_abort_signal", None)
+        )
+        if transfer[TRANSFER_SIZE] != expected_size:
+            source.end("size mismatch")
+            return _error(
+                f"download of {component} failed: the server holds {transfer[TRANSFER_SIZE]} bytes for it but "
+                f"recorded {expected_size}; no file was kept"
+            )
         try:
             os.makedirs(dest_dir, exist_ok=True)
             fd, tmp_path = tempfile.mkstemp(prefix=f"{component}.part-", dir=dest_dir)
         except OSError as e:
+            source.end("cannot write")
             return _error(f"cannot write {component} into {dest_dir}: {e}")
 
         def report(text):
             api.fire_session_event(PROGRESS_EVENT, f"downloading {component}: {text}")
 
         kept = False
+        status = "failed"
         try:
-            with os.fdopen(fd, "wb") as f:
-                consumer = _VerifyingFileConsumer(f, expected_size, report)
-                download_object(
-                    from_fqcn=meta.get(MetaKey.SOURCE_FQCN),
-                    ref_id=meta[MetaKey.FILES][0][1],
-                    per_request_timeout=api.file_download_progress_timeout,
-                    cell=api.cell,
-                    consumer=consumer,
-                    abort_signal=getattr(api, "session_abort_signal", None),
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                writer = _VerifyingWriter(f, expected_size, report)
+                read_ranges(
+                    source.fetch,
+                    expected_size,
+                    writer,
+                    range_length=min(RANGE_LENGTH, transfer[MAX_LENGTH]),
+                    abort_signal=source.abort_signal,
                 )
-            elapsed = time.time() - consumer.started
-            if consumer.error or not consumer.completed:
-                why = explain_failure(consumer.error or "the transfer ended early", api.file_download_progress_timeout)
-                return _error(f"download of {component} failed: {why}; no file was kept")
-            sha = consumer.digest.hexdigest()
-            if consumer.size != expected_size or sha != expected_sha:
+            status = "ok"
+            elapsed = time.time() - writer.started
+            sha = writer.digest.hexdigest()
+            if sha != expected_sha:
                 return _error(
-                    f"download of {component} failed verification: received {consumer.size} bytes with sha256 "
+                    f"download of {component} failed verification: received {writer.size} bytes with sha256 "
                     f"{sha}, the server recorded {expected_size} bytes with sha256 {expected_sha}; no file was kept"
                 )
             final = _claim_final_name(tmp_path, os.path.join(dest_dir, component))
             kept = True
+        except (RangeRetryable, RangeRefused) as e:
+            why = explain_failure(str(e), api.file_download_progress_timeout)
+            return _error(f"download of {component} failed: {why}; no file was kept")
+        except OSError as e:
+            why = f"could not write the file at the destination ({type(e).__name__}: {e})"
+            return _error(f"download of {component} failed: {why}; no file was kept")
         except Exception as e:
             return _error(f"download of {component} failed: {type(e).__name__}: {e}; no file was kept")
         finally:
+            source.end(status)
             if not kept and os.path.lexists(tmp_path):
                 os.unlink(tmp_path)
 
-        rate = _mib(consumer.size / max(elapsed, 1e-6))
+        rate = _mib(writer.size / max(elapsed, 1e-6))
         return {
             ProtoKey.STATUS: APIStatus.SUCCESS,
             ProtoKey.DETAILS: (
                 f"downloaded {component} of job {job_id} to {final} "
-                f"({consumer.size} bytes in {elapsed:.1f}s, {rate}/s, sha256 verified)"
+                f"({writer.size} bytes in {elapsed:.1f}s, {rate}/s, sha256 verified)"
             ),
             ProtoKey.META: make_meta(MetaStatusValue.OK, extra={MetaKey.LOCATION: final, COMPONENT_RECORD: record}),
         }

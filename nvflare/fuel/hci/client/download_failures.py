@@ -13,16 +13,17 @@
 # limitations under the License.
 """Say in plain words why a component download failed.
 
-DownloadService reports failures as cell return codes ("error requesting data from
-server after 0.0012 secs: comm_error"); correct, but an operator whose download just
+Transfers report failures as cell return codes or server texts ("range at offset
+1048576 failed 4 times, last: comm_error"); correct, but an operator whose download just
 died wants to know what happened and what to change. The hint goes in front, the
 original reason stays in brackets for support.
 """
 
 from nvflare.fuel.f3.cellnet.defs import ReturnCode
+from nvflare.fuel.hci.client.component_range_reader import ATTEMPTS
 
-# download_object's default: a chunk request that times out is sent again this often.
-REQUEST_RETRIES = 3
+# A range request that times out is sent again this often.
+REQUEST_RETRIES = ATTEMPTS - 1
 
 
 def _hints(progress_timeout: float) -> list:
@@ -35,9 +36,8 @@ def _hints(progress_timeout: float) -> list:
         (f": {ReturnCode.COMM_ERROR}", lost),
         (f": {ReturnCode.TARGET_UNREACHABLE}", lost),
         (f": {ReturnCode.PROCESS_EXCEPTION}", unreadable),
-        ("producer error", unreadable),
-        (f": {ReturnCode.INVALID_REQUEST}", "the server no longer has this transfer (it expired or the server restarted)"),
-        ("exception when consuming data: OSError", "could not write the file at the destination"),
+        ("cannot read the component", unreadable),
+        ("no such transfer", "the server no longer has this transfer (it expired or the server restarted)"),
     ]
 
 

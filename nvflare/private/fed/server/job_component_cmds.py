@@ -17,9 +17,9 @@
 ``download_job_components`` pulls every extra component (all client logs too) and
 ``download_job`` the whole workspace; users mostly want one file, the trained model.
 The command streams that one component straight from the store: the job manager's
-get_storage_for_download makes a symlink in the transaction folder and DownloadService
-reads it chunk by chunk, so the server neither copies nor zips it and holds one chunk
-in memory. The component's record (sha256, size, file name) goes ahead of the data so
+get_storage_for_download makes a symlink in the transaction folder and the range server
+(component_range_server) serves it by offset to this admin, so the server neither copies
+nor zips it and holds only the ranges in flight. The component's record (sha256, size, file name) goes ahead of the data so
 the admin client can verify what it received before giving the file its final name.
 
 Rights: the commands are their own rights, mapped by security.py to the download_job and
@@ -37,10 +37,20 @@ from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.conn import Connection
-from nvflare.fuel.hci.proto import MetaStatusValue, make_meta
+from nvflare.fuel.hci.component_range_defs import (
+    MAX_LENGTH,
+    MAX_RANGE_LENGTH,
+    RANGE_TRANSFER,
+    SOURCE_FQCN,
+    TRANSFER_ID,
+    TRANSFER_SIZE,
+)
+from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
+from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server.download_settings import check_download_settings
+from nvflare.private.fed.server.component_range_server import ComponentRangeServer
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
 
@@ -58,7 +68,7 @@ def component_kind(name: str) -> str:
 
 
 class JobComponentCommandModule(JobCommandModule):
-    """Reuses JobCommandModule's job-id pre-authorization and BinaryTransfer's download."""
+    """Reuses JobCommandModule's job-id pre-authorization and transaction folders."""
 
     DOWNLOAD_USAGE = f"{AdminCommandNames.DOWNLOAD_JOB_COMPONENT} job_id component [destination]"
     INFO_USAGE = f"{AdminCommandNames.LIST_JOB_COMPONENT_INFO} job_id"
@@ -136,8 +146,16 @@ class JobComponentCommandModule(JobCommandModule):
             try:
                 job_def_manager.get_storage_for_download(job_id, self.tx_path(conn, tx_id), component, component, fl_ctx)
                 record = self._record_for(conn.get_prop(self.JOB), component, self.tx_path(conn, tx_id, job_id))
-                conn.update_meta({COMPONENT_RECORD: record})
-                self.download_folder(conn, tx_id=tx_id, folder_name=job_id)
+                transfer = self._open_range_transfer(conn, tx_id, os.path.join(self.tx_path(conn, tx_id, job_id), component))
+                if transfer is None:
+                    return
+                conn.append_string(
+                    "OK",
+                    meta=make_meta(
+                        MetaStatusValue.OK,
+                        extra={COMPONENT_RECORD: record, RANGE_TRANSFER: transfer, MetaKey.FOLDER_NAME: job_id},
+                    ),
+                )
             except Exception as e:
                 secure_log_traceback()
                 self.logger.error(f"exception downloading {component} of job {job_id}: {secure_format_exception(e)}")
@@ -179,7 +197,32 @@ class JobComponentCommandModule(JobCommandModule):
             conn.append_string(f"job {job_id} has no components to download")
         conn.append_success("", meta=make_meta(MetaStatusValue.OK, extra={COMPONENT_INFO: rows}))
 
-    def _cleanup_tx(self, tx_id: str, status, files, tx_path, session_mgr, session_id):
-        # Upstream removes <download_dir>/<tx_id>/<job_id> and leaves <tx_id> behind.
-        super()._cleanup_tx(tx_id, status, files, tx_path, session_mgr, session_id)
-        shutil.rmtree(os.path.dirname(tx_path), ignore_errors=True)
+    def _open_range_transfer(self, conn: Connection, tx_id: str, path: str):
+        """Serve ``path`` to this admin's cell, bound to its session like upstream's downloads."""
+        engine = conn.get_prop(ConnProps.ENGINE)
+        admin = conn.get_prop(ConnProps.ADMIN_SERVER)
+        session = conn.get_prop(ConnProps.SESSION)
+        session_mgr = admin.sess_mgr
+        # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
+        idle_timeout, _ = check_download_settings(
+            max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval)
+        )
+        server = ComponentRangeServer.for_cell(engine.get_cell())
+        tx_dir = self.tx_path(conn, tx_id)
+
+        def ended(status):
+            session_mgr.end_download(session.sess_id, tx_id)
+            shutil.rmtree(tx_dir, ignore_errors=True)
+
+        transfer_id, size = server.open(
+            path,
+            requester=session.origin_fqcn,
+            idle_timeout=idle_timeout,
+            on_activity=lambda: session_mgr.mark_download_active(session.sess_id, tx_id),
+            on_end=ended,
+        )
+        if not session_mgr.bind_download(session.sess_id, tx_id, lambda: server.end(transfer_id, "cancelled")):
+            server.end(transfer_id, "cancelled")
+            conn.append_error(ReplyKeyword.SESSION_INACTIVE)
+            return None
+        return {TRANSFER_ID: transfer_id, SOURCE_FQCN: server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}

@@ -1,0 +1,42 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Wire names of the range transfer behind ``download_job_component``.
+
+The server's range server and the admin client's range reader are separate installs that
+must agree on these, so both import them from here.
+"""
+
+from nvflare.fuel.f3.cellnet.defs import CellChannel
+
+# The server main channel does not stream: a reply is one plain cell message, with no
+# per-reply stream state on either side (see component_range_server).
+RANGE_CHANNEL = CellChannel.SERVER_MAIN
+RANGE_TOPIC = "fork.download_job_component.range"
+
+# Request payload keys.
+TRANSFER_ID = "transfer_id"
+OFFSET = "offset"
+LENGTH = "length"
+END = "end"  # the receiver is done: "ok" or the reason it stopped
+
+# Reply meta key of download_job_component: where and how to fetch the ranges.
+RANGE_TRANSFER = "range_transfer"
+# ... and its keys (besides TRANSFER_ID).
+SOURCE_FQCN = "source_fqcn"
+TRANSFER_SIZE = "size"
+MAX_LENGTH = "max_length"
+
+# Largest range one reply may carry. Replies travel as single frames, and aiohttp's client
+# websocket (the "http" scheme) drops the connection on a message over 4 MiB.
+MAX_RANGE_LENGTH = 2 * 1024 * 1024

@@ -1,0 +1,184 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Serves byte ranges of one prepared component file to the admin that asked for it.
+
+Why not DownloadService: its replies travel on a streaming channel, so every reply is a
+byte stream of its own (1 MiB frames, acks, reassembly), and the receiving admin keeps
+each finished stream and a timer thread for 65 s. Measured on a 2-core host (see
+docs/performance.md) that path stays near 100-200 MB/s however many requests are in
+flight, and the admin process grows by 50-120 MiB on a 500 MB file, more for bigger files.
+
+Here a request names a range by offset and the reply is one plain cell message on the
+server main channel, which does not stream. Several requests can be in flight, asking
+for a range twice returns the same bytes (so a receiver may retry any request), and
+nothing outlives a reply. The file is read with pread from the job manager's download
+preparation (a symlink into the store for FilesystemStorage): nothing is staged.
+
+A transfer belongs to the admin cell whose command opened it; it ends when that admin
+says so, when it is idle longer than the download timeout, or when the admin's session
+ends (the session manager's download binding).
+"""
+
+import os
+import secrets
+import threading
+import time
+import weakref
+from typing import Callable, Optional
+
+from nvflare.fuel.f3.cellnet.cell import Cell
+from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
+from nvflare.fuel.f3.cellnet.utils import make_reply
+from nvflare.fuel.f3.message import Message
+from nvflare.fuel.hci.component_range_defs import (
+    END,
+    LENGTH,
+    MAX_RANGE_LENGTH,
+    OFFSET,
+    RANGE_CHANNEL,
+    RANGE_TOPIC,
+    TRANSFER_ID,
+)
+from nvflare.fuel.utils.log_utils import get_obj_logger
+
+# How often idle transfers are looked for; the timeout itself is per transfer.
+SWEEP_INTERVAL = 1.0
+
+UNKNOWN_TRANSFER = "no such transfer: it ended, expired, or belongs to another admin"
+
+
+class _Transfer:
+    def __init__(self, path: str, requester: str, idle_timeout: float, on_activity, on_end):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+        self.requester = requester
+        self.idle_timeout = idle_timeout
+        self.on_activity = on_activity
+        self.on_end = on_end
+        self.last_active = time.time()
+        self.served = 0
+        # pread and close never overlap, so a closed fd number reused elsewhere is never read.
+        self.fd_lock = threading.Lock()
+        self.closed = False
+
+    def read(self, offset: int, length: int) -> bytes:
+        with self.fd_lock:
+            if self.closed:
+                raise OSError("the transfer has ended")
+            # The open fd would keep serving a deleted job's bytes: a deleted component ends it.
+            if not os.path.exists(self.path):
+                raise OSError("it is no longer in the job store")
+            data = os.pread(self.fd, length, offset)
+        self.served += len(data)
+        return data
+
+    def close(self):
+        with self.fd_lock:
+            if not self.closed:
+                self.closed = True
+                os.close(self.fd)
+
+
+class ComponentRangeServer:
+    """One per server cell; ``for_cell`` registers it on first use."""
+
+    _lock = threading.Lock()
+    _servers = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def for_cell(cls, cell: Cell) -> "ComponentRangeServer":
+        with cls._lock:
+            server = cls._servers.get(cell)
+            if server is None:
+                server = cls._servers[cell] = cls(cell)
+            return server
+
+    def __init__(self, cell: Cell):
+        self.logger = get_obj_logger(self)
+        self.fqcn = cell.get_fqcn()
+        self.transfers = {}
+        self.lock = threading.Lock()
+        cell.register_request_cb(channel=RANGE_CHANNEL, topic=RANGE_TOPIC, cb=self._handle)
+        threading.Thread(target=self._sweep, name="component_range_sweeper", daemon=True).start()
+
+    def open(
+        self,
+        path: str,
+        requester: str,
+        idle_timeout: float,
+        on_activity: Optional[Callable[[], None]] = None,
+        on_end: Optional[Callable[[str], None]] = None,
+    ) -> tuple:
+        """Start serving ``path`` to the cell ``requester``; return (transfer id, size).
+
+        ``on_end(status)`` runs once when the transfer ends, with "ok", the receiver's
+        reason, "expired" or "cancelled".
+        """
+        transfer = _Transfer(path, requester, idle_timeout, on_activity, on_end)
+        transfer_id = secrets.token_hex(16)
+        with self.lock:
+            self.transfers[transfer_id] = transfer
+        return transfer_id, transfer.size
+
+    def end(self, transfer_id: str, status: str) -> bool:
+        with self.lock:
+            transfer = self.transfers.pop(transfer_id, None)
+        if transfer is None:
+            return False
+        transfer.close()
+        self.logger.info(f"range transfer {transfer_id} ended ({status}) after {transfer.served} bytes served")
+        if transfer.on_end:
+            try:
+                transfer.on_end(status)
+            except Exception as e:
+                self.logger.error(f"clean-up of range transfer {transfer_id} failed: {type(e).__name__}: {e}")
+        return True
+
+    def _handle(self, request: Message) -> Message:
+        payload = request.payload if isinstance(request.payload, dict) else {}
+        transfer_id = payload.get(TRANSFER_ID)
+        with self.lock:
+            transfer = self.transfers.get(transfer_id)
+        if transfer is None or transfer.requester != request.get_header(MessageHeaderKey.ORIGIN):
+            return make_reply(ReturnCode.INVALID_REQUEST, error=UNKNOWN_TRANSFER)
+        transfer.last_active = time.time()
+        if transfer.on_activity:
+            transfer.on_activity()
+        if END in payload:
+            self.end(transfer_id, str(payload[END]))
+            return make_reply(ReturnCode.OK)
+
+        offset, length = payload.get(OFFSET), payload.get(LENGTH)
+        if not (isinstance(offset, int) and isinstance(length, int)):
+            return make_reply(ReturnCode.INVALID_REQUEST, error="offset and length must be integers")
+        if not (0 <= offset < transfer.size and 0 < length <= MAX_RANGE_LENGTH):
+            return make_reply(
+                ReturnCode.INVALID_REQUEST,
+                error=f"range {offset}+{length} is outside 0..{transfer.size} or longer than {MAX_RANGE_LENGTH}",
+            )
+        try:
+            data = transfer.read(offset, min(length, transfer.size - offset))
+        except OSError as e:
+            return make_reply(ReturnCode.PROCESS_EXCEPTION, error=f"cannot read the component: {e}")
+        return make_reply(ReturnCode.OK, body=data)
+
+    def _sweep(self):
+        while True:
+            time.sleep(SWEEP_INTERVAL)
+            now = time.time()
+            with self.lock:
+                idle = [tid for tid, t in self.transfers.items() if now - t.last_active > t.idle_timeout]
+            for tid in idle:
+                self.end(tid, "expired")
