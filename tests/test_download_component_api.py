@@ -163,8 +163,8 @@ def test_size_overrun_stops_the_transfer(flare_system, model_job, tmp_path):
         with pytest.raises(RuntimeError) as e:
             sess.download_job_component(job_id, "MODEL_grown", str(tmp_path))
     assert str(e.value) == (
-        "runtime error encountered: APIStatus.ERROR_RUNTIME: download of MODEL_grown failed: the server holds "
-        "100000 bytes for it but recorded 10; no file was kept"
+        "runtime error encountered: APIStatus.ERROR_RUNTIME: download of MODEL_grown failed verification: the "
+        "server holds 100000 bytes for it but recorded 10; no file was kept"
     )
     assert os.listdir(tmp_path) == []
 

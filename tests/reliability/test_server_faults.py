@@ -57,11 +57,15 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
         assert len(serving) == 1 and serving <= system.transfer_transactions()
         out, took = download.finish(timeout=CLIENT_GIVE_UP + 30)
     message = failure(out)
-    assert message in (
-        f"download of {BIG_COMPONENT} failed: lost the connection to the server (range at offset <n> failed "
-        f"4 times, last: {rc}); no file was kept"
-        for rc in ("comm_error", "target_unreachable")
-    ), out
+    # Which the client sees first depends on how fast the kit's watchdog restarts the server.
+    assert message in [
+        *(
+            f"download of {BIG_COMPONENT} failed: lost the connection to the server (range at offset <n> failed "
+            f"4 times, last: {rc}); no file was kept"
+            for rc in ("comm_error", "target_unreachable", "timeout")
+        ),
+        f"download of {BIG_COMPONENT} failed: the server restarted during the download (no callback); no file was kept",
+    ], out
     assert took < CLIENT_GIVE_UP, f"the console needed {took:.1f}s to report the lost server"
     assert os.listdir(dest) == []  # neither a partial file nor a temp file
 
@@ -76,7 +80,8 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
     reliability.record(
         "1",
         "fl_admin prints `download of MODEL_big failed: lost the connection to the server (... last: comm_error); "
-        f"no file was kept` within {CLIENT_GIVE_UP:.0f} s; destination folder empty; the restarted server removes the "
+        "no file was kept` (or `... the server restarted during the download ...` when the watchdog was quicker) "
+        f"within {CLIENT_GIVE_UP:.0f} s; destination folder empty; the restarted server removes the "
         "dead transfer folder and the same command then succeeds with the recorded sha256",
     )
 

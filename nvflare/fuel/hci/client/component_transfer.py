@@ -158,8 +158,8 @@ class ComponentPuller:
         if transfer[TRANSFER_SIZE] != expected_size:
             source.end("size mismatch")
             return _error(
-                f"download of {component} failed: the server holds {transfer[TRANSFER_SIZE]} bytes for it but "
-                f"recorded {expected_size}; no file was kept"
+                f"download of {component} failed verification: the server holds {transfer[TRANSFER_SIZE]} bytes "
+                f"for it but recorded {expected_size}; no file was kept"
             )
         try:
             os.makedirs(dest_dir, exist_ok=True)

@@ -38,6 +38,8 @@ def _hints(progress_timeout: float) -> list:
         (f": {ReturnCode.PROCESS_EXCEPTION}", unreadable),
         ("cannot read the component", unreadable),
         ("no such transfer", "the server no longer has this transfer (it expired or the server restarted)"),
+        # A restarted server answers range requests before any transfer exists: nothing handles them yet.
+        ("no callback", "the server restarted during the download"),
     ]
 
 
