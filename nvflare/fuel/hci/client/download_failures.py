@@ -22,8 +22,6 @@ original reason stays in brackets for support.
 from nvflare.fuel.f3.cellnet.defs import ReturnCode
 from nvflare.fuel.hci.client.component_range_reader import ATTEMPTS
 
-# A range request that times out is sent again this often.
-REQUEST_RETRIES = ATTEMPTS - 1
 
 
 def _hints(progress_timeout: float) -> list:
@@ -31,11 +29,10 @@ def _hints(progress_timeout: float) -> list:
     unreadable = "the server could not read the component any more (was the job deleted?)"
     return [
         (f": {ReturnCode.TIMEOUT}",
-         f"the server did not answer a chunk request within {progress_timeout:g} s, {REQUEST_RETRIES + 1} times "
+         f"the server did not answer a chunk request within {progress_timeout:g} s, {ATTEMPTS} times "
          f"in a row (file_download_progress_timeout in the admin kit's fed_admin.json)"),
         (f": {ReturnCode.COMM_ERROR}", lost),
         (f": {ReturnCode.TARGET_UNREACHABLE}", lost),
-        (f": {ReturnCode.PROCESS_EXCEPTION}", unreadable),
         ("cannot read the component", unreadable),
         ("no such transfer", "the server no longer has this transfer (it expired or the server restarted)"),
         # A restarted server answers range requests before any transfer exists: nothing handles them yet.
