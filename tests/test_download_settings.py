@@ -20,13 +20,15 @@ without it the tuned system below keeps 5 MiB chunks and a 1805 s timeout, so th
 size and expiry tests fail, and bad values do not stop the server.
 
 A second, small system (one client) is started for this module: its resources.json sets
-admin_download_timeout=3600 and admin_download_chunk_size=65536, and its environment sets
+admin_download_timeout=3600, admin_download_chunk_size=65536 and admin_download_direct=false
+(so its downloads show the range transfer), and its environment sets
 NVFLARE_ADMIN_DOWNLOAD_TIMEOUT=4, which must win over resources.json.
 """
 
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,7 +39,7 @@ from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
 from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeSource
-from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER
+from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, RANGE_TRANSFER
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -54,7 +56,10 @@ def tuned(tmp_path_factory):
         system.prepare()
         resources_file = system.server_dir / "local" / "resources.json"
         resources = json.loads(resources_file.read_text())
-        resources.update({"admin_download_timeout": 3600, "admin_download_chunk_size": CHUNK})
+        # direct off: this system shows the range transfer alone (and the setting working)
+        resources.update(
+            {"admin_download_timeout": 3600, "admin_download_chunk_size": CHUNK, "admin_download_direct": False}
+        )
         resources_file.write_text(json.dumps(resources, indent=2))
         system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(SHORT_TIMEOUT)
         system.start()
@@ -204,6 +209,18 @@ def test_long_timeout_survives_a_stalled_range_transfer(flare_system, tmp_path):
     assert not tx.exists()
 
 
+def test_direct_off_sends_components_by_ranges(tuned, tmp_path):
+    system, job_id = tuned
+    with system.session() as sess:
+        meta = sess.api.server_execute(f"download_job_component {job_id} MODEL_global_model")["meta"]
+        assert DIRECT_ROUTE not in meta[RANGE_TRANSFER], meta
+        RangeSource(sess.api.cell, meta[RANGE_TRANSFER], timeout=10).end("ok")
+        path = sess.download_job_component(job_id, "MODEL_global_model", str(tmp_path))
+    assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_global_model")
+    log = (system.server_dir / "log.txt").read_text()
+    assert re.findall(r"ended \(ok\) after (\d+) bytes served \((\d+) direct\)", log)[-1] == (str(2 * 1024 * 1024), "0")
+
+
 def test_multi_component_download_outlasts_the_timeout(tuned):
     """download_job_components of 3 x 24 MiB in 64 KiB chunks takes longer than the 4 s
     timeout in total; it is an inactivity timeout, so nothing expires between files."""
@@ -228,8 +245,13 @@ CHECK = (
 @pytest.mark.parametrize(
     "env, printed",
     [
-        ({}, "(1805.0, 5242880)"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "7200", "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "1048576"}, "(7200.0, 1048576)"),
+        ({}, "(1805.0, 5242880, True)"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "7200", "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "1048576"},
+         "(7200.0, 1048576, True)"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "false"}, "(1805.0, 5242880, False)"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "maybe"},
+         "ConfigError: invalid admin_download_direct (server local/resources.json, --set admin_download_direct=..., "
+         "or env NVFLARE_ADMIN_DOWNLOAD_DIRECT): var admin_download_direct's value 'maybe' cannot be converted to bool"),
         ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "soon"},
          "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
          "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): var admin_download_timeout's value 'soon' cannot be converted to "

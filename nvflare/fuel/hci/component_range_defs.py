@@ -36,6 +36,9 @@ RANGE_TRANSFER = "range_transfer"
 SOURCE_FQCN = "source_fqcn"
 TRANSFER_SIZE = "size"
 MAX_LENGTH = "max_length"
+# Present when the server also serves the transfer as one HTTPS response on its listener:
+# the URL path (see nvflare/fuel/f3/drivers/direct_download_route.py).
+DIRECT_ROUTE = "direct_route"
 
 # Largest range one reply may carry. Replies travel as single frames, and aiohttp's client
 # websocket (the "http" scheme) drops the connection on a message over 4 MiB.

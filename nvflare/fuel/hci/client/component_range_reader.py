@@ -125,15 +125,16 @@ def read_ranges(
     attempts: int = ATTEMPTS,
     backoff: float = RETRY_BACKOFF,
     abort_signal: Optional[Signal] = None,
+    start: int = 0,
 ):
-    """Call ``sink`` with bytes 0..size in file order, fetched ``in_flight`` ranges at a time.
+    """Call ``sink`` with bytes start..size in file order, fetched ``in_flight`` ranges at a time.
 
     ``fetch(offset, length)`` returns exactly ``length`` bytes or raises RangeRetryable
     (requested again, up to ``attempts`` times) or any other exception (stops the read).
     """
-    if size <= 0:
+    if size <= start:
         return
-    offsets = iter(range(0, size, range_length))
+    offsets = iter(range(start, size, range_length))
     pending = deque()
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="component_range")
 

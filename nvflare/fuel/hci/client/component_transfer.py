@@ -18,7 +18,9 @@ ends in ``.zip``, so this handler (hooked into FileTransferModule's handler map)
 transfer itself:
 
 * the bytes go to ``<component>.part-<random>`` in the destination folder, hashed while
-  they are written in order, several ranges in flight (component_range_reader);
+  they are written in order: as one HTTPS response on the server's listener when the
+  server offers it (component_direct_reader), else - and from wherever that response
+  stopped - by ranges, several in flight (component_range_reader);
 * the file gets its final name only when size and sha256 match the record the server
   sent ahead of the data; otherwise the temp file is removed and the message says why;
 * the final name never replaces an existing file: ``<component>__1``, ``__2``, ... as
@@ -37,6 +39,12 @@ from nvflare.fuel.hci.client.api_spec import CommandContext
 from nvflare.fuel.hci.client.api_status import APIStatus
 from nvflare.fuel.hci.client.download_failures import explain_failure
 from nvflare.fuel.hci.cmd_arg_utils import join_args
+from nvflare.fuel.hci.client.component_direct_reader import (
+    DirectAborted,
+    DirectUnavailable,
+    direct_endpoint,
+    read_direct,
+)
 from nvflare.fuel.hci.client.component_range_reader import (
     RANGE_LENGTH,
     RangeRefused,
@@ -45,7 +53,7 @@ from nvflare.fuel.hci.client.component_range_reader import (
     read_ranges,
 )
 from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
-from nvflare.fuel.hci.component_range_defs import MAX_LENGTH, RANGE_TRANSFER, TRANSFER_SIZE
+from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, MAX_LENGTH, RANGE_TRANSFER, TRANSFER_ID, TRANSFER_SIZE
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta
 
 PROGRESS_EVENT = "download_component_progress"
@@ -74,6 +82,7 @@ class _VerifyingWriter:
         self.size = 0
         self.started = time.time()
         self.last_report = self.started
+        self.direct_problem = None  # why the direct response did not deliver everything
 
     def __call__(self, data: bytes):
         self.file.write(data)
@@ -119,6 +128,22 @@ class ComponentPuller:
 
     def handlers(self) -> dict:
         return {PULL_COMPONENT_FQN: self.pull_component}
+
+    @staticmethod
+    def _read_direct(api, transfer: dict, size: int, writer: _VerifyingWriter, abort_signal):
+        """Take as much as the direct response delivers; the ranges fetch the rest."""
+        route = transfer.get(DIRECT_ROUTE)
+        endpoint = direct_endpoint(api.cell) if route else None
+        if not endpoint or size <= 0:
+            return
+        try:
+            read_direct(
+                endpoint, route, transfer[TRANSFER_ID], size, writer, api.file_download_progress_timeout, abort_signal
+            )
+        except DirectUnavailable as e:
+            writer.direct_problem = str(e)
+        except DirectAborted:
+            raise RangeRefused("aborted") from None
 
     def _destination_dir(self, destination, job_id: str) -> str:
         folder = destination or job_id
@@ -176,12 +201,14 @@ class ComponentPuller:
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
                 writer = _VerifyingWriter(f, expected_size, report)
+                self._read_direct(api, transfer, expected_size, writer, source.abort_signal)
                 read_ranges(
                     source.fetch,
                     expected_size,
                     writer,
                     range_length=min(RANGE_LENGTH, transfer[MAX_LENGTH]),
                     abort_signal=source.abort_signal,
+                    start=writer.size,
                 )
             status = "ok"
             elapsed = time.time() - writer.started
@@ -207,6 +234,8 @@ class ComponentPuller:
                 os.unlink(tmp_path)
 
         rate = _mib(writer.size / max(elapsed, 1e-6))
+        if writer.direct_problem:
+            api.debug(f"direct transfer of {component} fell back to ranges: {writer.direct_problem}")
         return {
             ProtoKey.STATUS: APIStatus.SUCCESS,
             ProtoKey.DETAILS: (

@@ -32,6 +32,9 @@ from nvflare.fuel.utils.config_service import ENV_VAR_PREFIX, ConfigService
 
 ADMIN_DOWNLOAD_TIMEOUT = "admin_download_timeout"
 ADMIN_DOWNLOAD_CHUNK_SIZE = "admin_download_chunk_size"
+# download_job_component may send the component as one HTTPS response on the server's
+# listener (direct_download_route); false keeps it on the range transfer.
+ADMIN_DOWNLOAD_DIRECT = "admin_download_direct"
 
 # A transaction shorter than the DownloadService sweep (5 s) plus one receiver retry
 # backoff cannot be told apart from a broken link.
@@ -78,6 +81,12 @@ def admin_download_chunk_size() -> int:
     return value
 
 
+def admin_download_direct() -> bool:
+    """Whether download_job_component offers the direct HTTPS response (default: yes)."""
+    value, _ = _lookup(ADMIN_DOWNLOAD_DIRECT, ConfigService.get_bool_var)
+    return True if value is None else value
+
+
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
-    """Read and validate both settings; raise ConfigError with the message an operator sees."""
-    return admin_download_timeout(default_timeout), admin_download_chunk_size()
+    """Read and validate the settings; raise ConfigError with the message an operator sees."""
+    return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()

@@ -27,7 +27,9 @@ preparation (a symlink into the store for FilesystemStorage): nothing is staged.
 
 A transfer belongs to the admin cell whose command opened it; it ends when that admin
 says so, when it is idle longer than the download timeout, or when the admin's session
-ends (the session manager's download binding).
+ends (the session manager's download binding). The same transfer can also be read in one
+HTTP response on the server's listener (direct_download_route), which is several times
+faster; the ranges are the fallback and the way to resume after an interrupted response.
 """
 
 import os
@@ -40,6 +42,7 @@ from typing import Callable, Optional
 from nvflare.fuel.f3.cellnet.cell import Cell
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.utils import make_reply
+from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.f3.message import Message
 from nvflare.fuel.hci.component_range_defs import (
     END,
@@ -58,17 +61,19 @@ SWEEP_INTERVAL = 1.0
 UNKNOWN_TRANSFER = "no such transfer: it ended, expired, or belongs to another admin"
 
 
-class _Transfer:
-    def __init__(self, path: str, requester: str, idle_timeout: float, on_activity, on_end):
+class _Transfer(direct_download_route.DirectSource):
+    def __init__(self, path: str, requester: str, user: str, idle_timeout: float, on_activity, on_end):
         self.path = path
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
         self.requester = requester
+        self.user = user
         self.idle_timeout = idle_timeout
         self.on_activity = on_activity
         self.on_end = on_end
         self.last_active = time.time()
         self.served = 0
+        self.served_direct = 0
         # pread and close never overlap, so a closed fd number reused elsewhere is never read.
         self.fd_lock = threading.Lock()
         self.closed = False
@@ -83,6 +88,12 @@ class _Transfer:
             data = os.pread(self.fd, length, offset)
         self.served += len(data)
         return data
+
+    def touch(self, served: int):
+        self.last_active = time.time()
+        self.served_direct += served
+        if self.on_activity:
+            self.on_activity()
 
     def close(self):
         with self.fd_lock:
@@ -111,26 +122,32 @@ class ComponentRangeServer:
         self.transfers = {}
         self.lock = threading.Lock()
         cell.register_request_cb(channel=RANGE_CHANNEL, topic=RANGE_TOPIC, cb=self._handle)
+        direct_download_route.set_transfer_lookup(self.lookup)
         threading.Thread(target=self._sweep, name="component_range_sweeper", daemon=True).start()
 
     def open(
         self,
         path: str,
         requester: str,
+        user: str,
         idle_timeout: float,
         on_activity: Optional[Callable[[], None]] = None,
         on_end: Optional[Callable[[str], None]] = None,
     ) -> tuple:
-        """Start serving ``path`` to the cell ``requester``; return (transfer id, size).
+        """Start serving ``path`` to the cell ``requester`` of admin ``user``; return (transfer id, size).
 
         ``on_end(status)`` runs once when the transfer ends, with "ok", the receiver's
         reason, "expired" or "cancelled".
         """
-        transfer = _Transfer(path, requester, idle_timeout, on_activity, on_end)
+        transfer = _Transfer(path, requester, user, idle_timeout, on_activity, on_end)
         transfer_id = secrets.token_hex(16)
         with self.lock:
             self.transfers[transfer_id] = transfer
         return transfer_id, transfer.size
+
+    def lookup(self, transfer_id: str) -> Optional[_Transfer]:
+        with self.lock:
+            return self.transfers.get(transfer_id)
 
     def end(self, transfer_id: str, status: str) -> bool:
         with self.lock:
@@ -138,7 +155,10 @@ class ComponentRangeServer:
         if transfer is None:
             return False
         transfer.close()
-        self.logger.info(f"range transfer {transfer_id} ended ({status}) after {transfer.served} bytes served")
+        self.logger.info(
+            f"range transfer {transfer_id} ended ({status}) after {transfer.served} bytes served "
+            f"({transfer.served_direct} direct)"
+        )
         if transfer.on_end:
             try:
                 transfer.on_end(status)

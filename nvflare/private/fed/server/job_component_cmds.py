@@ -37,7 +37,9 @@ from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.conn import Connection
+from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.hci.component_range_defs import (
+    DIRECT_ROUTE,
     MAX_LENGTH,
     MAX_RANGE_LENGTH,
     RANGE_TRANSFER,
@@ -204,7 +206,7 @@ class JobComponentCommandModule(JobCommandModule):
         session = conn.get_prop(ConnProps.SESSION)
         session_mgr = admin.sess_mgr
         # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
-        idle_timeout, _ = check_download_settings(
+        idle_timeout, _, direct = check_download_settings(
             max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval)
         )
         server = ComponentRangeServer.for_cell(engine.get_cell())
@@ -217,6 +219,7 @@ class JobComponentCommandModule(JobCommandModule):
         transfer_id, size = server.open(
             path,
             requester=session.origin_fqcn,
+            user=session.user_name,
             idle_timeout=idle_timeout,
             on_activity=lambda: session_mgr.mark_download_active(session.sess_id, tx_id),
             on_end=ended,
@@ -225,4 +228,7 @@ class JobComponentCommandModule(JobCommandModule):
             server.end(transfer_id, "cancelled")
             conn.append_error(ReplyKeyword.SESSION_INACTIVE)
             return None
-        return {TRANSFER_ID: transfer_id, SOURCE_FQCN: server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
+        transfer = {TRANSFER_ID: transfer_id, SOURCE_FQCN: server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
+        if direct and direct_download_route.available():
+            transfer[DIRECT_ROUTE] = direct_download_route.ROUTE
+        return transfer

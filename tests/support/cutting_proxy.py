@@ -1,0 +1,79 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""A TCP forwarder between an admin kit and the server that breaks one connection on cue.
+
+The traffic is TLS, so the proxy cannot see what a connection carries; it goes by order
+instead. An admin session opens its cell's websocket first; a direct download is the
+next connection. Connections from ``cut_from`` on (1-based, in accept order) are reset
+after ``cut_after`` bytes went from the server to the admin: a real broken download
+connection, with the session itself untouched.
+"""
+
+import socket
+import struct
+import threading
+
+
+class CuttingProxy:
+    def __init__(self, target_port: int, cut_after: int, cut_from: int = 2, target_host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.cut_after = cut_after
+        self.cut_from = cut_from
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.cut = []  # (connection number, bytes passed before the cut)
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            number = self.accepted
+            server = socket.create_connection(self.target)
+            limit = self.cut_after if number >= self.cut_from else None
+            threading.Thread(target=self._pump, args=(client, server, None, number), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, limit, number), daemon=True).start()
+
+    def _pump(self, src, dst, limit, number):
+        passed = 0
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                if limit is not None and passed + len(data) >= limit:
+                    dst.sendall(data[: limit - passed])
+                    self.cut.append((number, limit))
+                    for s in (src, dst):  # reset, not a clean close: a broken connection
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        s.close()
+                    return
+                dst.sendall(data)
+                passed += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        self.listener.close()

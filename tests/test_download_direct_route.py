@@ -1,0 +1,157 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The direct route: download_job_component as one HTTPS response on the server's listener.
+
+Behaviour test of aio-http-driver-serve-component-downloads-as-one-https-response.patch:
+without the patch the listener has no route, the server offers none, and every download
+goes by ranges (the "direct" byte counts below stay 0).
+
+All against the shared real system (mTLS, the default http scheme); a broken download
+connection is a real one, reset by a TCP forwarder between the admin kit and the server.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+
+import pytest
+from cutting_proxy import CuttingProxy
+from flare_system import PROJECT_ADMIN
+from job_components import LEAD, JobStore, sha256, write_numpy_job
+
+from nvflare.fuel.f3.drivers.direct_download_route import ROUTE
+from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
+from nvflare.fuel.hci.client.component_range_reader import RangeSource
+from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, RANGE_TRANSFER, TRANSFER_ID
+
+MIB = 1024 * 1024
+SIZE = 32 * MIB + 321
+ENDED = re.compile(r"range transfer (\w+) ended \((\w+)\) after (\d+) bytes served \((\d+) direct\)")
+UNKNOWN = "no such transfer: it ended, expired, or belongs to another admin"
+
+
+@pytest.fixture(scope="module")
+def direct_job(flare_system, tmp_path_factory):
+    job_id, meta = flare_system.submit_and_wait(write_numpy_job(tmp_path_factory.mktemp("job")))
+    assert meta["status"] == "FINISHED:COMPLETED", meta
+    data = os.urandom(SIZE)
+    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_direct", data)
+    return job_id, data
+
+
+def ended(flare_system, transfer_id: str) -> tuple:
+    """(status, bytes served, of which direct) from the server log, once the transfer ended."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        for m in ENDED.finditer((flare_system.server_dir / "log.txt").read_text()):
+            if m.group(1) == transfer_id:
+                return m.group(2), int(m.group(3)), int(m.group(4))
+        time.sleep(0.2)
+    raise AssertionError(f"no end line for transfer {transfer_id}")
+
+
+def last_transfer_id(flare_system) -> str:
+    return ENDED.findall((flare_system.server_dir / "log.txt").read_text())[-1][0]
+
+
+def open_transfer(sess, job_id) -> dict:
+    meta = sess.api.server_execute(f"download_job_component {job_id} MODEL_direct")["meta"]
+    assert meta["status"] == "ok", meta
+    return meta[RANGE_TRANSFER]
+
+
+def test_download_goes_by_one_direct_response(flare_system, direct_job, tmp_path):
+    job_id, data = direct_job
+    with flare_system.session() as sess:
+        path = sess.download_job_component(job_id, "MODEL_direct", str(tmp_path))
+    assert sha256(path) == hashlib.sha256(data).hexdigest()
+    status, served, direct = ended(flare_system, last_transfer_id(flare_system))
+    assert (status, served, direct) == ("ok", SIZE, SIZE)
+
+
+def test_route_serves_only_the_admin_who_opened_the_transfer(flare_system, direct_job):
+    job_id, data = direct_job
+    with flare_system.session() as sess:
+        transfer = open_transfer(sess, job_id)
+        assert transfer[DIRECT_ROUTE] == ROUTE
+        endpoint = direct_endpoint(sess.api.cell)
+        with pytest.raises(DirectUnavailable) as e:
+            read_direct(endpoint, ROUTE, "0" * 32, SIZE, lambda b: None, timeout=10)
+        assert str(e.value) == f"the server refused it (HTTP 404: {UNKNOWN})"
+        with flare_system.session(LEAD) as other:  # another admin's certificate, the right id
+            with pytest.raises(DirectUnavailable) as e:
+                read_direct(direct_endpoint(other.api.cell), ROUTE, transfer[TRANSFER_ID], SIZE, lambda b: None, 10)
+        assert str(e.value) == (
+            f"the server refused it (HTTP 403: this transfer belongs to {PROJECT_ADMIN}, "
+            f"not to the certificate's {LEAD})"
+        )
+        got = bytearray()
+        read_direct(endpoint, ROUTE, transfer[TRANSFER_ID], SIZE, got.extend, timeout=10)
+        assert got == data
+        RangeSource(sess.api.cell, transfer, timeout=10).end("ok")
+        with pytest.raises(DirectUnavailable) as e:  # ended: released at once
+            read_direct(endpoint, ROUTE, transfer[TRANSFER_ID], SIZE, lambda b: None, timeout=10)
+        assert str(e.value) == f"the server refused it (HTTP 404: {UNKNOWN})"
+    assert ended(flare_system, transfer[TRANSFER_ID]) == ("ok", SIZE, SIZE)
+
+
+@pytest.fixture
+def cut_kit(flare_system, tmp_path):
+    """A copy of the project admin's kit that connects through a CuttingProxy."""
+    proxy = CuttingProxy(flare_system.port, cut_after=5 * MIB)
+    kit = tmp_path / "kit"
+    shutil.copytree(flare_system.kit(PROJECT_ADMIN), kit)
+    config_file = kit / "startup" / "fed_admin.json"
+    config = json.loads(config_file.read_text())
+    config["admin"].update({"host": "127.0.0.1", "port": proxy.port})
+    config_file.write_text(json.dumps(config, indent=2))
+    yield kit, proxy
+    proxy.close()
+
+
+def test_a_broken_direct_response_is_finished_by_ranges(flare_system, direct_job, cut_kit, tmp_path):
+    """The rest comes by ranges, 4 in flight, from where the response broke: nothing twice."""
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    job_id, data = direct_job
+    kit, proxy = cut_kit
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.update(t.name for t in threading.enumerate() if t.name.startswith("component_range"))
+            time.sleep(0.001)
+
+    sess = new_secure_session(PROJECT_ADMIN, str(kit), timeout=30)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        path = sess.download_job_component(job_id, "MODEL_direct", str(tmp_path / "dest"))
+    finally:
+        stop.set()
+        watcher.join()
+        sess.close()
+    assert sha256(path) == hashlib.sha256(data).hexdigest()
+    assert [n for n, _ in proxy.cut] == [2], proxy.cut  # the session's own connection was never cut
+    assert len(seen) == 4, seen
+    assert sorted(os.listdir(tmp_path / "dest")) == ["MODEL_direct"]
+    status, served, direct = ended(flare_system, last_transfer_id(flare_system))
+    assert status == "ok"
+    assert 0 < direct < SIZE, direct
+    # ranges re-read at most what the broken response had read but not delivered
+    assert SIZE <= served <= SIZE + direct + MIB, (served, direct)
