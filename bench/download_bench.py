@@ -22,7 +22,9 @@ size and puts a MODEL_bench component of that size into the job's store (random 
 blocks, repeated), plus the same file zipped (stored, not compressed) as the job's
 workspace, so download_job moves the same bytes. Then, interleaved and several times:
 
-* ``download_job_component`` (the fork's range transfer);
+* ``download_job_component`` (the fork's command: one direct HTTPS response);
+* ``download_job_component (ranges)``: the same transfer by ranges only (1 MiB, 4 in
+  flight, hashed and written in order), the command's fallback path;
 * ``download_job_components`` (upstream's DownloadService path; also fetches the small logs);
 * ``download_job`` (upstream; the workspace zip, unzipped by the admin client);
 * a raw loopback TCP socket (sendfile -> recv_into + write), two processes: the ceiling.
@@ -57,7 +59,8 @@ from job_components import JobStore, write_numpy_job  # noqa: E402
 MB = 1000 * 1000
 MIB = 1024 * 1024
 COMPONENT = "MODEL_bench"
-PATHS = ["download_job_component", "download_job_components", "download_job", "socket"]
+RANGES = "download_job_component (ranges)"
+PATHS = ["download_job_component", RANGES, "download_job_components", "download_job", "socket"]
 UPSTREAM = "download_job_components"
 CEILING = "socket"
 SAMPLE = 0.02  # seconds between RSS / staging samples
@@ -98,18 +101,45 @@ def child_flare(path: str, kit: str, job_id: str, dest: str):
     sess = new_secure_session("admin@nvidia.com", kit, timeout=60)
     try:
         with PeakRss(os.getpid()) as rss:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             if path == "download_job_component":
                 out = sess.download_job_component(job_id, COMPONENT, dest)
+            elif path == RANGES:
+                out = ranges_only(sess, job_id, dest)
             elif path == "download_job_components":
                 out = sess.download_job_components(job_id)
             else:
                 out = sess.download_job_result(job_id)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         sess.close()
     shutil.rmtree(out, ignore_errors=True) if os.path.isdir(out) else os.unlink(out)
-    print(json.dumps({"seconds": seconds, "rss_base": rss.base, "rss_peak": rss.peak}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_base": rss.base, "rss_peak": rss.peak}))
+
+
+def ranges_only(sess, job_id: str, dest: str) -> str:
+    """What download_job_component does when the direct response is not offered."""
+    import hashlib
+
+    from nvflare.fuel.hci.client.component_range_reader import RangeSource, read_ranges
+    from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_SIZE
+
+    meta = sess.api.server_execute(f"download_job_component {job_id} {COMPONENT}")["meta"]
+    transfer, record = meta[RANGE_TRANSFER], meta["component_record"]
+    source = RangeSource(sess.api.cell, transfer, timeout=30)
+    digest = hashlib.sha256()
+    out = os.path.join(dest, COMPONENT + ".ranges")
+    with open(out, "wb", buffering=0) as f:
+
+        def sink(data):
+            f.write(data)
+            digest.update(data)
+
+        read_ranges(source.fetch, transfer[TRANSFER_SIZE], sink)
+    source.end("ok")
+    if digest.hexdigest() != record["sha256"]:
+        raise RuntimeError("ranges: sha256 mismatch")
+    return out
 
 
 def child_socket(src: str, dest: str):
@@ -121,7 +151,7 @@ def child_socket(src: str, dest: str):
         sender = subprocess.Popen([sys.executable, __file__, "--child", "socket-send", src, str(port)])
         with PeakRss(os.getpid()) as rss:
             conn, _ = listener.accept()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             buf = memoryview(bytearray(MIB))
             with conn, open(os.path.join(dest, "socket.bin"), "wb", buffering=0) as f:
                 while True:
@@ -129,10 +159,10 @@ def child_socket(src: str, dest: str):
                     if not n:
                         break
                     f.write(buf[:n])
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         sender.wait()
     os.unlink(os.path.join(dest, "socket.bin"))
-    print(json.dumps({"seconds": seconds, "rss_base": rss.base, "rss_peak": rss.peak}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_base": rss.base, "rss_peak": rss.peak}))
 
 
 def child_socket_send(src: str, port: str):
@@ -193,16 +223,19 @@ def measure(system: FlareSystem, path: str, job_id: str, dest: Path) -> dict:
     server = PeakRss(server_parent(system).pid)
     transfer = system.server_dir / "transfer"
     staged = 0
+    server_cpu = sum(server.proc.cpu_times()[:2])
     with server:
         proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=system.env)
         while proc.poll() is None:
             staged = max(staged, staged_bytes(transfer))
             time.sleep(SAMPLE)
         out = proc.stdout.read()
+    # The whole child's life (session set-up included): an upper bound for the download.
+    server_cpu = sum(server.proc.cpu_times()[:2]) - server_cpu
     if proc.returncode != 0:
         raise RuntimeError(f"{path} failed ({proc.returncode}): {out}")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(server_rss_base=server.base, server_rss_peak=server.peak, staged=staged)
+    result.update(server_rss_base=server.base, server_rss_peak=server.peak, staged=staged, server_cpu=server_cpu)
     return result
 
 
@@ -219,6 +252,8 @@ def summarize(size: int, runs: dict) -> dict:
                 (r["server_rss_peak"] - r["server_rss_base"]) / MIB for r in results
             ),
             "staged_bytes": max(r["staged"] for r in results),
+            "admin_cpu_s": statistics.median(r["cpu"] for r in results),
+            "server_cpu_s": statistics.median(r["server_cpu"] for r in results),
         }
     for row in rows.values():
         row["x_upstream"] = row["mb_per_s"] / rows[UPSTREAM]["mb_per_s"]
@@ -229,15 +264,16 @@ def summarize(size: int, runs: dict) -> dict:
 def print_table(size: int, rows: dict, runs: int):
     print(f"\n{size / MB:.0f} MB component, median of {runs} runs")
     head = (
-        f"{'path':<26}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}"
-        f"{'admin RSS +MiB':>16}{'server RSS +MiB':>17}{'staged B':>10}"
+        f"{'path':<34}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}"
+        f"{'admin RSS +MiB':>16}{'server RSS +MiB':>17}{'staged B':>10}{'admin CPU s':>13}{'server CPU s':>14}"
     )
     print(head)
     print("-" * len(head))
     for path, r in rows.items():
         print(
-            f"{path:<26}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{r['x_upstream']:>9.2f}{r['x_socket']:>8.2f}"
+            f"{path:<34}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{r['x_upstream']:>9.2f}{r['x_socket']:>8.2f}"
             f"{r['admin_rss_growth_mib']:>16.1f}{r['server_rss_growth_mib']:>17.1f}{r['staged_bytes']:>10}"
+            f"{r['admin_cpu_s']:>13.2f}{r['server_cpu_s']:>14.2f}"
         )
 
 

@@ -28,9 +28,10 @@ ADMIN_DOWNLOAD_TIMEOUT = 6
 PROGRESS_TIMEOUT = 3.0
 BIG = 200 * 1024 * 1024
 BIG_COMPONENT = "MODEL_big"
-# The admin client's give-up time when the server does not answer: ATTEMPTS range
-# requests of PROGRESS_TIMEOUT each, with doubling backoffs between them.
-CLIENT_GIVE_UP = ATTEMPTS * PROGRESS_TIMEOUT + RETRY_BACKOFF * (2 ** (ATTEMPTS - 1) - 1)
+# The admin client's give-up time when the server does not answer: the direct response
+# waits PROGRESS_TIMEOUT for data, then the ranges take over from there: ATTEMPTS requests
+# of PROGRESS_TIMEOUT each, with doubling backoffs between them.
+CLIENT_GIVE_UP = PROGRESS_TIMEOUT + ATTEMPTS * PROGRESS_TIMEOUT + RETRY_BACKOFF * (2 ** (ATTEMPTS - 1) - 1)
 # DownloadService checks for expired transactions every 5 s.
 SERVER_RELEASE = ADMIN_DOWNLOAD_TIMEOUT + 5
 
