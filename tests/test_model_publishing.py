@@ -26,6 +26,7 @@ test_storage_model_type.py.
 import hashlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -36,6 +37,7 @@ from model_jobs import (
     GLOBAL,
     PUBLISHER,
     add_server_component,
+    file_model_job,
     job_meta,
     member,
     np_fedavg_job,
@@ -71,6 +73,75 @@ def test_pt_jobs_have_final_and_best_model_when_finished(flare_system, tmp_path)
             assert record["transfer"] in ("link", "copy")
         state = torch.load(io.BytesIO((store / GLOBAL).read_bytes()), weights_only=True)
         assert "model" in state and state["model"]["weight"].shape == (2, 4)
+
+
+def test_pt_job_publishes_with_the_sha256_computed_while_it_trained(flare_system, tmp_path):
+    """A real PyTorch FedAvg job: its server process hashed the persistor's files after each save,
+    so at job end the store linked them and took that sha256 instead of reading them again."""
+    job_id, status, components = run_and_catch_finish(flare_system, pt_fedavg_job(tmp_path, name="pt_prehash"))
+    assert status == "FINISHED:COMPLETED" and GLOBAL in components and BEST in components, components
+
+    log = flare_system.console_log.read_text(errors="replace")
+    store = flare_system.job_store_dir(job_id)
+    records = job_meta(flare_system, job_id)["component_records"]
+    for component, kind, file_name in (
+        (GLOBAL, "global", "FL_global_model.pt"),
+        (BEST, "best", "best_FL_global_model.pt"),
+    ):
+        stored = (store / component).read_bytes()
+        sha = hashlib.sha256(stored).hexdigest()
+        record = records[component]
+        assert (record["sha256"], record["size"], record["hashed"], record["transfer"]) == (sha, len(stored), "job", "link")
+        stored_line = (
+            f"Stored {kind} model '{file_name}' of job {job_id} as {component} "
+            f"({len(stored)} bytes, sha256 {sha[:12]} from the job process, link)"
+        )
+        assert stored_line in log, flare_system.tail_console()
+        prehashed = rf"Pre-hashed \S*/{job_id}/\S*/{re.escape(file_name)} \({len(stored)} bytes, sha256 {sha[:12]}\) in \d+\.\d\ds"
+        assert re.search(prehashed, log), f"no pre-hash of {file_name} with the stored sha256"
+    assert f"Pre-hashing of job {job_id}'s model files was done (" in log
+    assert not re.search(rf"of job {job_id} as \S+ \(\d+ bytes, sha256 \w+ computed by the store", log)
+    assert f"Not using the pre-computed sha256 of global model 'FL_global_model.pt' of job {job_id}" not in log
+
+
+def test_model_changed_after_its_last_persist_is_hashed_by_the_store(flare_system, tmp_path):
+    """The job rewrites its model in place after the last persist event, same size, mtime restored:
+    the pre-computed sha256 is not used (ctime changed), the store hashes the file it stores."""
+    folder = file_model_job(tmp_path, name="rewritten_model", size_mb=4, persist_events=2, train_seconds=2.0, rewrite=True)
+    job_id, status, components = run_and_catch_finish(flare_system, folder)
+    assert status == "FINISHED:COMPLETED" and GLOBAL in components, components
+
+    log = flare_system.console_log.read_text(errors="replace")
+    wrote = re.search(rf"TEST wrote (\S*/{job_id}/\S*/FL_global_model\.pt) with sha256 ([0-9a-f]{{64}})", log)
+    assert wrote, flare_system.tail_console()
+    path, original = wrote.groups()
+    rewrote = re.search(
+        rf"TEST rewrote {re.escape(path)} in place: same size True, same mtime True, same ctime False, "
+        rf"sha256 ([0-9a-f]{{64}})",
+        log,
+    )
+    assert rewrote, flare_system.tail_console()
+    changed = rewrote.group(1)
+    assert changed != original
+    # hashed once, before the rewrite: the second persist event found the file unchanged
+    assert re.findall(rf"Pre-hashed {re.escape(path)} \((\d+) bytes, sha256 (\w+)\) in", log) == [
+        (str(4 << 20), original[:12])
+    ]
+    assert (
+        f"Not using the pre-computed sha256 of global model 'FL_global_model.pt' of job {job_id}: "
+        f"the file changed after it was hashed"
+    ) in log
+
+    stored = (flare_system.job_store_dir(job_id) / GLOBAL).read_bytes()
+    assert hashlib.sha256(stored).hexdigest() == changed
+    record = job_meta(flare_system, job_id)["component_records"][GLOBAL]
+    assert (record["sha256"], record["size"], record["hashed"], record["transfer"]) == (
+        changed, 4 << 20, "store", "link"
+    )
+    assert (
+        f"Stored global model 'FL_global_model.pt' of job {job_id} as {GLOBAL} "
+        f"({4 << 20} bytes, sha256 {changed[:12]} computed by the store, link)"
+    ) in log
 
 
 def test_numpy_job_publishes_last_global_model_via_fallback(flare_system, tmp_path):

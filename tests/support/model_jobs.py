@@ -112,6 +112,117 @@ def np_fedavg_job(root: Path, name: str = "np_publish", num_rounds: int = 2) -> 
     return root / name
 
 
+FILE_MODEL_COMPONENTS = textwrap.dedent(
+    '''
+    # Server side of a job whose "training" writes one model file, as a persistor would.
+    import hashlib
+    import os
+    import time
+
+    from nvflare.apis.impl.controller import Controller
+    from nvflare.app_common.abstract.model import ModelLearnable
+    from nvflare.app_common.abstract.model_persistor import ModelPersistor
+    from nvflare.app_common.app_event_type import AppEventType
+    from nvflare.app_common.model_desc import ModelDescriptor
+
+
+    def model_path(fl_ctx):
+        engine = fl_ctx.get_engine()
+        return os.path.join(engine.get_workspace().get_app_dir(fl_ctx.get_job_id()), "FL_global_model.pt")
+
+
+    def sha256_of(path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+    class WriteModel(Controller):
+        """Writes a size_mb model file and fires AFTER_LEARNABLE_PERSIST persist_events times,
+        "training" train_seconds after each; rewrite: then changes the file in place, keeping its
+        size and restoring its mtime (what a careless persistor or a user script might do).
+        log_sha256: log the file's sha256 after writing and rewriting (for tests)."""
+
+        def __init__(self, size_mb=4, persist_events=1, train_seconds=2.0, rewrite=False, log_sha256=True):
+            super().__init__()
+            self.size_mb, self.persist_events = size_mb, persist_events
+            self.train_seconds, self.rewrite, self.log_sha256 = train_seconds, rewrite, log_sha256
+
+        def start_controller(self, fl_ctx):
+            pass
+
+        def stop_controller(self, fl_ctx):
+            pass
+
+        def process_result_of_unknown_task(self, client, task_name, client_task_id, result, fl_ctx):
+            pass
+
+        def control_flow(self, abort_signal, fl_ctx):
+            path = model_path(fl_ctx)
+            block = os.urandom(1 << 20)
+            with open(path, "wb") as f:
+                for _ in range(self.size_mb):
+                    f.write(block)
+            if self.log_sha256:
+                self.log_info(fl_ctx, f"TEST wrote {path} with sha256 {sha256_of(path)}")
+            for _ in range(self.persist_events):
+                self.fire_event(AppEventType.AFTER_LEARNABLE_PERSIST, fl_ctx)
+                time.sleep(self.train_seconds)
+            if self.rewrite:
+                before = os.stat(path)
+                with open(path, "r+b") as f:
+                    f.write(os.urandom(1 << 20))
+                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+                after = os.stat(path)
+                self.log_info(
+                    fl_ctx,
+                    f"TEST rewrote {path} in place: same size {after.st_size == before.st_size}, "
+                    f"same mtime {after.st_mtime_ns == before.st_mtime_ns}, "
+                    f"same ctime {after.st_ctime_ns == before.st_ctime_ns}"
+                    + (f", sha256 {sha256_of(path)}" if self.log_sha256 else ""),
+                )
+
+
+    class FileModelPersistor(ModelPersistor):
+        def load_model(self, fl_ctx):
+            return ModelLearnable()
+
+        def save_model(self, model, fl_ctx):
+            pass
+
+        def get_model_inventory(self, fl_ctx):
+            path = model_path(fl_ctx)
+            return {"FL_global_model.pt": ModelDescriptor("FL_global_model.pt", path, "bytes", {})}
+    '''
+)
+
+
+def file_model_job(root: Path, name: str = "file_model", **controller_args) -> Path:
+    """A job whose server writes one model file (WriteModel args) and lists it in its persistor's inventory."""
+    job = Path(root).resolve() / name
+    (job / "app" / "config").mkdir(parents=True, exist_ok=True)
+    (job / "app" / "custom").mkdir(parents=True, exist_ok=True)
+    (job / "app" / "custom" / "file_model_components.py").write_text(FILE_MODEL_COMPONENTS)
+    meta = {"name": name, "resource_spec": {}, "deploy_map": {"app": ["@ALL"]}, "min_clients": 1}
+    (job / "meta.json").write_text(json.dumps(meta))
+    server = {
+        "format_version": 2,
+        "workflows": [{"id": "controller", "path": "file_model_components.WriteModel", "args": controller_args}],
+        "components": [{"id": "persistor", "path": "file_model_components.FileModelPersistor", "args": {}}],
+    }
+    # clients get no task; they only need a valid app
+    client = {
+        "format_version": 2,
+        "executors": [{"tasks": ["train"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer"}}],
+        "components": [],
+    }
+    (job / "app" / "config" / "config_fed_server.json").write_text(json.dumps(server, indent=2))
+    (job / "app" / "config" / "config_fed_client.json").write_text(json.dumps(client, indent=2))
+    return job
+
+
 def server_config_path(job_folder: Path) -> Path:
     found = sorted(Path(job_folder).glob("*/config/config_fed_server.json"))
     if len(found) != 1:

@@ -52,7 +52,12 @@ def sha256_and_size(path: str) -> tuple:
 def make_record(path: str, file_name: Optional[str] = None, model_format: Optional[str] = None, **extra) -> dict:
     """A record for the file at ``path`` (hash and size measured now)."""
     sha, size = sha256_and_size(path)
-    record = {SHA256: sha, SIZE: size, FILE_NAME: file_name or os.path.basename(path)}
+    return record_of(sha, size, file_name or os.path.basename(path), model_format, **extra)
+
+
+def record_of(sha256: str, size: int, file_name: str, model_format: Optional[str] = None, **extra) -> dict:
+    """A record from a hash and size measured before (the caller vouches that they are the file's)."""
+    record = {SHA256: sha256, SIZE: size, FILE_NAME: file_name}
     if model_format:
         record[FORMAT] = model_format
     record.update(extra)

@@ -29,9 +29,20 @@ Same host (the default process launcher): the job process names a file in its ru
 folder, and the store hard-links it (or copies it when a link is impossible), so no bytes
 cross the network stack. Otherwise (container launchers) the store pulls the file from
 the job process and checks it against the sender's sha256.
+
+The record's sha256 on the same-host path: the job process hashes its model files while
+the job trains (model_prehash) and sends the hash with the request when the file is still
+the one it hashed. The store uses it, instead of reading the whole file again, only when
+it hard-linked the very inode the request names, after checking that the file's identity
+(device, inode, size, mtime, ctime) here equals the sender's. The sender has already been
+authenticated as the job's own server process (_sender_job), which wrote the file and
+could have written any bytes into it: trusting its sha256 for that same inode is the same
+trust as trusting the file it names. A copied file, a file that changed, or a request
+without a hash is hashed here, as always.
 """
 
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -42,7 +53,7 @@ from nvflare.apis.fl_context import FLContext
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import check_component_name, shown_name
-from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, save_record
+from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of, save_record
 from nvflare.app_common.widgets.model_publish_defs import (
     CHANNEL,
     KINDS,
@@ -71,6 +82,11 @@ from nvflare.widgets.widget import Widget
 
 STAGING_DIR = ".model_store_staging"
 _CHUNK_TIMEOUT = 60.0
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+# who measured a record's sha256 (record field "hashed")
+HASHED_BY_JOB = "job"
+HASHED_BY_STORE = "store"
 
 
 class _Refused(Exception):
@@ -201,14 +217,20 @@ class JobModelStore(Widget):
         staging = os.path.join(self._engine.get_workspace().get_root_dir(), STAGING_DIR)
         os.makedirs(staging, exist_ok=True)
         mode = payload.get(Key.MODE)
+        senders_hash = None
         if mode == MODE_LOCAL:
-            staged, how = self._stage_local(job_id, payload, staging)
+            staged, how, same_inode = self._stage_local(job_id, payload, staging)
+            senders_hash = _senders_hash(payload) if same_inode else None
         elif mode == MODE_STREAM:
             staged, how = self._stage_stream(origin, payload, staging), "stream"
         else:
             raise _Refused(f"job {job_id}: unknown transfer mode {shown_name(mode)}")
         try:
-            record = make_record(staged, file_name=file_name, model_format=model_format, kind=kind, transfer=how)
+            extra = {"kind": kind, "transfer": how, "hashed": HASHED_BY_JOB if senders_hash else HASHED_BY_STORE}
+            if senders_hash:
+                record = record_of(*senders_hash, file_name, model_format, **extra)
+            else:
+                record = make_record(staged, file_name=file_name, model_format=model_format, **extra)
             if mode == MODE_STREAM and (record[SHA256], record[SIZE]) != (payload.get(Key.SHA256), payload.get(Key.SIZE)):
                 raise _Refused(f"job {job_id}: the received {kind} model does not match the sender's sha256/size")
             name = component[len(DataTypes.MODEL.value) + 1 :]
@@ -221,7 +243,8 @@ class JobModelStore(Widget):
         self.log_info(
             fl_ctx,
             f"Stored {kind} model {file_name!r} of job {job_id} as {component} "
-            f"({record[SIZE]} bytes, sha256 {record[SHA256][:12]}, {how})",
+            f"({record[SIZE]} bytes, sha256 {record[SHA256][:12]} "
+            f"{'from the job process' if senders_hash else 'computed by the store'}, {how})",
         )
         return {
             Key.STATUS: Status.STORED,
@@ -254,15 +277,18 @@ class JobModelStore(Widget):
         roots = {os.path.realpath(workspace.get_run_dir(job_id)), os.path.realpath(workspace.get_result_root(job_id))}
         if not any(real.startswith(root + os.sep) for root in roots):
             raise _NotVisible(f"{path} is not inside job {job_id}'s run folder here")
-        if not os.path.isfile(real) or file_identity(real) != list(payload.get(Key.IDENTITY) or []):
+        seen = list(payload.get(Key.IDENTITY) or [])
+        # before linking: a link changes the inode's ctime
+        if not os.path.isfile(real) or file_identity(real) != seen:
             raise _NotVisible(f"{path} is not the sender's file here")
         staged = os.path.join(staging, uuid.uuid4().hex)
         try:
             os.link(real, staged)
-            return staged, "link"
         except OSError:
             shutil.copyfile(real, staged)
-            return staged, "copy"
+            return staged, "copy", False
+        # the link is the inode the sender named, its size and mtime unchanged since the check
+        return staged, "link", file_identity(staged)[:4] == seen[:4]
 
     def _stage_stream(self, origin: str, payload: dict, staging: str) -> str:
         from nvflare.fuel.f3.streaming.file_downloader import download_file
@@ -279,3 +305,13 @@ class JobModelStore(Widget):
                 os.remove(path)
             raise RuntimeError(f"could not receive the model from {origin}: {err}")
         return path
+
+
+def _senders_hash(payload: dict):
+    """(sha256, size) the job process sent for the file its IDENTITY names, if well-formed."""
+    sha256, size, identity = payload.get(Key.SHA256), payload.get(Key.SIZE), payload.get(Key.IDENTITY)
+    if not (isinstance(sha256, str) and _SHA256_HEX.fullmatch(sha256)):
+        return None
+    if type(size) is not int or not isinstance(identity, (list, tuple)) or len(identity) < 3 or size != identity[2]:
+        return None
+    return sha256, size

@@ -43,8 +43,12 @@ class Key:
     FILE_NAME = "file_name"
     FORMAT = "format"
     PATH = "path"
-    IDENTITY = "identity"  # (st_dev, st_ino, st_size, st_mtime_ns) as the sender sees the file
+    IDENTITY = "identity"  # file_identity() of the file as the sender sees it
     REF_ID = "ref_id"
+    # stream mode: what the sender measured, checked against the received bytes; local
+    # mode (optional): the sender's hash of exactly the file IDENTITY names (pre-hashed
+    # while the job trained), which the store uses instead of hashing when it links that
+    # very inode
     SIZE = "size"
     SHA256 = "sha256"
     # reply
@@ -63,11 +67,20 @@ class Status:
 
 
 def file_identity(path: str) -> list:
-    """What proves two processes look at the same file, not merely the same path."""
+    """What proves two processes look at the same, unchanged file, not merely the same path.
+
+    (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns): ctime cannot be set from user
+    space, so a rewrite in place that keeps the size and restores mtime still shows.
+    Linking the file changes its ctime: compare before linking.
+    """
     import os
 
-    st = os.stat(path)
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    return stat_identity(os.stat(path))
+
+
+def stat_identity(st) -> list:
+    """file_identity() from an os.stat_result (e.g. os.fstat of an open file)."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def send_publish_request(cell, payload: dict, timeout: float) -> dict:

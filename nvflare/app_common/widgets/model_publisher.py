@@ -20,6 +20,13 @@ handler waits until it is stored, so a user who sees FINISHED can download the m
 When the SP sees the same file (same host, the default process launcher) it links or
 copies it itself; otherwise it pulls the bytes from this process. Nothing here may
 fail or hang the job: every problem is logged and the job ends as it would have.
+
+The sha256 the record needs is computed while the job trains: each time the persistor
+saves a model (AFTER_LEARNABLE_PERSIST) or a new best is announced
+(GLOBAL_BEST_MODEL_AVAILABLE), the persistor's files are handed to a background hasher
+(model_prehash). At END_RUN the hash goes along with the request when the file is still
+exactly the one that was hashed, so the store links the file without reading it;
+otherwise the store hashes it, as it always did.
 """
 
 import os
@@ -31,6 +38,7 @@ from nvflare.apis.fl_constant import FLContextKey, ProcessType
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.utils.component_records import sha256_and_size
 from nvflare.app_common.app_constant import AppConstants
+from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_common.widgets.model_inventory import (
     FALLBACK_DIR,
     ModelFile,
@@ -38,6 +46,7 @@ from nvflare.app_common.widgets.model_inventory import (
     model_from_context,
     models_from_inventory,
 )
+from nvflare.app_common.widgets.model_prehash import ModelPreHasher, PreHash
 from nvflare.app_common.widgets.model_publish_defs import (
     MODE_LOCAL,
     MODE_STREAM,
@@ -67,7 +76,34 @@ class ModelPublisher(Widget):
         self.persistor_id = persistor_id
         self.enabled = bool(enabled)
         self.timeout = timeout
+        self._prehasher = None  # created at the first model the persistor saves
         self.register_event_handler(EventType.END_RUN, self._on_end_run)
+        self.register_event_handler(
+            [AppEventType.AFTER_LEARNABLE_PERSIST, AppEventType.GLOBAL_BEST_MODEL_AVAILABLE], self._on_model_saved
+        )
+
+    def _on_model_saved(self, event_type: str, fl_ctx: FLContext):
+        """Offer the persistor's model files to the background hasher; never fails, never waits."""
+        try:
+            if not self._publishes_here(fl_ctx):
+                return
+            persistor = find_persistor(fl_ctx.get_engine(), self.persistor_id)
+            models = models_from_inventory(persistor, fl_ctx) if persistor else []
+            if not models:
+                return
+            if self._prehasher is None:
+                self._prehasher = ModelPreHasher(self.logger)
+            self._prehasher.offer(m.path for m in models)
+        except Exception as e:
+            self.log_warning(fl_ctx, f"Model pre-hashing skipped at {event_type}: {secure_format_exception(e)}")
+
+    def _publishes_here(self, fl_ctx: FLContext) -> bool:
+        return (
+            self.enabled
+            and fl_ctx.get_process_type() == ProcessType.SERVER_JOB
+            and not fl_ctx.get_prop(FLContextKey.SIMULATE_MODE, False)
+            and _has_server_parent(fl_ctx.get_engine())
+        )
 
     def _on_end_run(self, event_type: str, fl_ctx: FLContext):
         job_id = fl_ctx.get_job_id()
@@ -75,6 +111,9 @@ class ModelPublisher(Widget):
             self._publish_all(job_id, fl_ctx)
         except Exception as e:
             self.log_error(fl_ctx, f"Model publishing failed for job {job_id}: {secure_format_exception(e)}")
+        finally:
+            if self._prehasher is not None:
+                self._prehasher.stop()
 
     def _publish_all(self, job_id: str, fl_ctx: FLContext):
         if not self.enabled:
@@ -103,28 +142,59 @@ class ModelPublisher(Widget):
             return
 
         timeout = float(self.timeout) if self.timeout else publish_timeout()
+        self._finish_prehashing(job_id, timeout, fl_ctx)
         try:
             for model in models:
                 self._publish_one(engine.get_cell(), model, job_id, timeout, fl_ctx)
         finally:
             shutil.rmtree(fallback_dir, ignore_errors=True)
 
+    def _finish_prehashing(self, job_id: str, timeout: float, fl_ctx: FLContext):
+        """Let the hasher finish what it has (bounded by its estimate and the publish timeout), then stop it."""
+        hasher = self._prehasher
+        if hasher is None:
+            return
+        start = time.monotonic()
+        idle = hasher.wait_idle(min(timeout, 1.0 + 2.0 * hasher.remaining_seconds()))
+        hasher.stop()
+        waited = time.monotonic() - start
+        if idle:
+            self.log_info(fl_ctx, f"Pre-hashing of job {job_id}'s model files was done ({waited:.2f}s waited at job end)")
+        else:
+            self.log_info(
+                fl_ctx, f"Pre-hashing of job {job_id}'s model files stopped unfinished after {waited:.2f}s at job end"
+            )
+
+    def _prehash_of(self, model: ModelFile, identity: list, what: str, fl_ctx: FLContext):
+        """The background hasher's result for exactly this file, or None."""
+        found = self._prehasher.get(model.path) if self._prehasher else None
+        if found is None:
+            return None
+        if found.identity != tuple(identity):
+            self.log_info(fl_ctx, f"Not using the pre-computed sha256 of {what}: the file changed after it was hashed")
+            return None
+        return found
+
     def _publish_one(self, cell, model: ModelFile, job_id: str, timeout: float, fl_ctx: FLContext):
         what = f"{model.kind} model {model.file_name!r} of job {job_id}"
         start = time.time()
+        identity = file_identity(model.path)
         request = {
             Key.KIND: model.kind,
             Key.FILE_NAME: model.file_name,
             Key.FORMAT: model.model_format,
             Key.MODE: MODE_LOCAL,
             Key.PATH: os.path.abspath(model.path),
-            Key.IDENTITY: file_identity(model.path),
+            Key.IDENTITY: identity,
         }
+        prehash = self._prehash_of(model, identity, what, fl_ctx)
+        if prehash:
+            request.update({Key.SHA256: prehash.sha256, Key.SIZE: prehash.size})
         reply = send_publish_request(cell, request, timeout)
         mode = MODE_LOCAL
         if reply.get(Key.STATUS) == Status.NOT_VISIBLE:
             mode = MODE_STREAM
-            reply = self._stream(cell, model, request, timeout)
+            reply = self._stream(cell, model, request, timeout, prehash)
 
         status, message = reply.get(Key.STATUS), reply.get(Key.MESSAGE, "")
         if status == Status.STORED:
@@ -141,12 +211,13 @@ class ModelPublisher(Widget):
             self.log_error(fl_ctx, f"Failed to publish {what}: {message}")
 
     @staticmethod
-    def _stream(cell, model: ModelFile, request: dict, timeout: float) -> dict:
+    def _stream(cell, model: ModelFile, request: dict, timeout: float, prehash: PreHash = None) -> dict:
         from nvflare.fuel.f3.streaming.file_downloader import ObjectDownloader, add_file
 
         downloader = ObjectDownloader(cell=cell, timeout=timeout, num_receivers=1)
         try:
-            sha256, size = sha256_and_size(model.path)
+            # the store checks the received bytes against this; a pre-hash is of this very file
+            sha256, size = (prehash.sha256, prehash.size) if prehash else sha256_and_size(model.path)
             request = {k: v for k, v in request.items() if k not in (Key.PATH, Key.IDENTITY)}
             request.update(
                 {Key.MODE: MODE_STREAM, Key.REF_ID: add_file(downloader, model.path), Key.SIZE: size, Key.SHA256: sha256}
