@@ -251,7 +251,7 @@ CHECK = (
         ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "false"}, "(1805.0, 5242880, False)"),
         ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "maybe"},
          "ConfigError: invalid admin_download_direct (server local/resources.json, --set admin_download_direct=..., "
-         "or env NVFLARE_ADMIN_DOWNLOAD_DIRECT): var admin_download_direct's value 'maybe' cannot be converted to bool"),
+         "or env NVFLARE_ADMIN_DOWNLOAD_DIRECT): 'maybe' must be true or false"),
         ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "soon"},
          "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
          "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): var admin_download_timeout's value 'soon' cannot be converted to "

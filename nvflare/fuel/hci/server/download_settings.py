@@ -40,6 +40,8 @@ ADMIN_DOWNLOAD_DIRECT = "admin_download_direct"
 # backoff cannot be told apart from a broken link.
 MIN_TIMEOUT = 1.0
 MIN_CHUNK_SIZE = 4 * 1024
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
 # One chunk is one cell message held in memory on both sides.
 MAX_CHUNK_SIZE = 256 * 1024 * 1024
 
@@ -83,8 +85,14 @@ def admin_download_chunk_size() -> int:
 
 def admin_download_direct() -> bool:
     """Whether download_job_component offers the direct HTTPS response (default: yes)."""
-    value, _ = _lookup(ADMIN_DOWNLOAD_DIRECT, ConfigService.get_bool_var)
-    return True if value is None else value
+    # Not get_bool_var: it reads any unknown word ("ture", "maybe") as false.
+    value, where = _lookup(ADMIN_DOWNLOAD_DIRECT, ConfigService.get_str_var)
+    if value is None:
+        return True
+    word = value.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigError(f"invalid {where}: {value!r} must be true or false")
 
 
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
