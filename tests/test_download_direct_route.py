@@ -15,7 +15,11 @@
 
 Behaviour test of aio-http-driver-serve-component-downloads-as-one-https-response.patch:
 without the patch the listener has no route, the server offers none, and every download
-goes by ranges (the "direct" byte counts below stay 0).
+goes by ranges (the "direct" byte counts below stay 0). Upstream's download_job and
+download_job_components use the route too, through
+binary-transfer-offer-folder-downloads-by-the-direct-route.patch (the server offers
+their files) and file-transfer-client-pull-folder-files-by-the-direct-route-when-offered.patch
+(the admin client takes the offer): without either, no transfer of theirs is logged.
 
 All against the shared real system (mTLS, the default http scheme); a broken download
 connection is a real one, reset by a TCP forwarder between the admin kit and the server.
@@ -28,6 +32,7 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cutting_proxy import CuttingProxy
@@ -41,7 +46,7 @@ from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, RANGE_TRANSFER, 
 
 MIB = 1024 * 1024
 SIZE = 32 * MIB + 321
-ENDED = re.compile(r"range transfer (\w+) ended \((\w+)\) after (\d+) bytes served \((\d+) direct\)")
+ENDED = re.compile(r"range transfer (\w+) ended \((.*?)\) after (\d+) bytes served \((\d+) direct\)")
 UNKNOWN = "no such transfer: it ended, expired, or belongs to another admin"
 
 
@@ -67,6 +72,10 @@ def ended(flare_system, transfer_id: str) -> tuple:
 
 def last_transfer_id(flare_system) -> str:
     return ENDED.findall((flare_system.server_dir / "log.txt").read_text())[-1][0]
+
+
+def end_lines(flare_system) -> list:
+    return ENDED.findall((flare_system.server_dir / "log.txt").read_text())
 
 
 def open_transfer(sess, job_id) -> dict:
@@ -155,3 +164,83 @@ def test_a_broken_direct_response_is_finished_by_ranges(flare_system, direct_job
     assert 0 < direct < SIZE, direct
     # ranges re-read at most what the broken response had read but not delivered
     assert SIZE <= served <= SIZE + direct + MIB, (served, direct)
+
+
+def wait_for_no_new_transactions(flare_system, before: set, timeout: float = 15):
+    """The files of the download's transaction are gone (upstream leaves the empty <tx_id>/)."""
+
+    def kept():
+        return [
+            p
+            for tx in flare_system.transfer_transactions() - before
+            for p in (flare_system.server_transfer_dir / tx).iterdir()
+        ]
+
+    deadline = time.time() + timeout
+    while kept() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not kept(), "the server kept the download's files"
+
+
+def test_download_job_components_goes_direct(flare_system, direct_job, tmp_path):
+    """Every file direct; the DownloadService transaction is released as soon as they are done."""
+    job_id, _ = direct_job
+    before_tx, before_lines = flare_system.transfer_transactions(), len(end_lines(flare_system))
+    with flare_system.session() as sess:
+        folder = Path(sess.download_job_components(job_id))
+        wait_for_no_new_transactions(flare_system, before_tx)  # before the logout, which would also release it
+    store = flare_system.job_store_dir(job_id)
+    files = sorted(p.name for p in folder.iterdir())
+    assert "MODEL_direct" in files and "MODEL_global_model" in files, files
+    for name in files:
+        assert sha256(folder / name) == sha256(store / name), name
+    deadline = time.time() + 10
+    while len(end_lines(flare_system)) < before_lines + len(files) and time.time() < deadline:
+        time.sleep(0.2)
+    new = end_lines(flare_system)[before_lines:]
+    sizes = sorted(os.path.getsize(folder / n) for n in files)
+    assert sorted(int(direct) for _, _, _, direct in new) == sizes, new
+    assert all(status == "ok" and served == direct for _, status, served, direct in new), new
+    assert len(new) == len(files)
+
+
+def test_download_job_goes_direct(flare_system, direct_job, tmp_path):
+    job_id, _ = direct_job
+    before_tx, before_lines = flare_system.transfer_transactions(), len(end_lines(flare_system))
+    with flare_system.session() as sess:
+        folder = Path(sess.download_job_result(job_id))
+        wait_for_no_new_transactions(flare_system, before_tx)
+    assert (folder / "workspace").is_dir() or any(folder.rglob("*.json")), list(folder.rglob("*"))[:20]
+    new = end_lines(flare_system)[before_lines:]
+    workspace_zip = flare_system.job_store_dir(job_id) / "workspace"
+    # the job's files (job definition, meta, workspace archive) all went direct
+    assert all(status == "ok" and served == direct for _, status, served, direct in new), new
+    assert workspace_zip.stat().st_size in [int(direct) for _, _, _, direct in new], new
+
+
+def test_a_folder_file_whose_direct_response_breaks_comes_from_download_service(
+    flare_system, direct_job, cut_kit, tmp_path
+):
+    """MODEL_direct (32 MiB) is cut after 5 MiB and pulled the upstream way; the smaller files
+    go direct; logging out releases the DownloadService transaction."""
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    job_id, _ = direct_job
+    kit, proxy = cut_kit
+    before_tx, before_lines = flare_system.transfer_transactions(), len(end_lines(flare_system))
+    sess = new_secure_session(PROJECT_ADMIN, str(kit), timeout=30)
+    try:
+        folder = Path(sess.download_job_components(job_id))
+    finally:
+        sess.close()
+    store = flare_system.job_store_dir(job_id)
+    for name in os.listdir(folder):
+        assert sha256(folder / name) == sha256(store / name), name
+    assert proxy.cut, "the proxy never cut a direct response: the test shows nothing"
+    wait_for_no_new_transactions(flare_system, before_tx)
+    statuses = [status for _, status, _, _ in end_lines(flare_system)[before_lines:]]
+    failed = [s for s in statuses if s != "ok"]
+    # how a reset surfaces through TLS (EOF or an error) is the platform's choice
+    assert len(failed) == 1 and re.fullmatch(
+        rf"failed: the response (ended after \d+ of {SIZE} bytes|broke off \(\w+: .+\))", failed[0]
+    ), statuses

@@ -20,6 +20,7 @@ after ``cut_after`` bytes went from the server to the admin: a real broken downl
 connection, with the session itself untouched.
 """
 
+import select
 import socket
 import struct
 import threading
@@ -44,35 +45,35 @@ class CuttingProxy:
             except OSError:
                 return
             self.accepted += 1
-            number = self.accepted
+            limit = self.cut_after if self.accepted >= self.cut_from else None
             server = socket.create_connection(self.target)
-            limit = self.cut_after if number >= self.cut_from else None
-            threading.Thread(target=self._pump, args=(client, server, None, number), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, limit, number), daemon=True).start()
+            threading.Thread(target=self._forward, args=(client, server, limit, self.accepted), daemon=True).start()
 
-    def _pump(self, src, dst, limit, number):
-        passed = 0
+    def _forward(self, client, server, limit, number):
+        """Both directions in one thread (select), so a cut closes sockets no other thread reads."""
+        to_client = 0
+        peer = {client: server, server: client}
         try:
             while True:
-                data = src.recv(256 * 1024)
-                if not data:
-                    break
-                if limit is not None and passed + len(data) >= limit:
-                    dst.sendall(data[: limit - passed])
-                    self.cut.append((number, limit))
-                    for s in (src, dst):  # reset, not a clean close: a broken connection
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        s.close()
-                    return
-                dst.sendall(data)
-                passed += len(data)
-        except OSError:
+                readable, _, _ = select.select([client, server], [], [])
+                for src in readable:
+                    data = src.recv(256 * 1024)
+                    if not data:
+                        raise EOFError
+                    if src is server and limit is not None and to_client + len(data) >= limit:
+                        client.sendall(data[: limit - to_client])
+                        self.cut.append((number, limit))
+                        for s in (client, server):  # reset, not a clean close: a broken connection
+                            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        return
+                    peer[src].sendall(data)
+                    if src is server:
+                        to_client += len(data)
+        except (OSError, EOFError):
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        finally:
+            client.close()
+            server.close()
 
     def close(self):
         self.closing = True

@@ -43,3 +43,8 @@ DIRECT_ROUTE = "direct_route"
 # Largest range one reply may carry. Replies travel as single frames, and aiohttp's client
 # websocket (the "http" scheme) drops the connection on a message over 4 MiB.
 MAX_RANGE_LENGTH = 2 * 1024 * 1024
+
+# Reply meta key of upstream's folder downloads (download_job, download_job_components):
+# {DownloadService ref id: transfer (the keys above, with DIRECT_ROUTE)} for the files the
+# server also offers by the direct route (see nvflare/private/fed/server/direct_folder_offer.py).
+DIRECT_FILES = "fork_direct_files"

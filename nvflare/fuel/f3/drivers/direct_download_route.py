@@ -133,7 +133,12 @@ async def _handle(request):
             log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: the file got shorter")
             request.transport.close()
             return response
-        await response.write(data)
+        try:
+            await response.write(data)
+        except ConnectionError as e:
+            # The admin went away or its connection broke; it resumes by ranges if it can.
+            log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: {type(e).__name__}: {e}")
+            return response
         offset += len(data)
         transfer.touch(len(data))
     await response.write_eof()

@@ -62,8 +62,9 @@ UNKNOWN_TRANSFER = "no such transfer: it ended, expired, or belongs to another a
 
 
 class _Transfer(direct_download_route.DirectSource):
-    def __init__(self, path: str, requester: str, user: str, idle_timeout: float, on_activity, on_end):
+    def __init__(self, path: str, requester: str, user: str, idle_timeout: float, on_activity, on_end, follow_path):
         self.path = path
+        self.follow_path = follow_path
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
         self.requester = requester
@@ -83,7 +84,7 @@ class _Transfer(direct_download_route.DirectSource):
             if self.closed:
                 raise OSError("the transfer has ended")
             # The open fd would keep serving a deleted job's bytes: a deleted component ends it.
-            if not os.path.exists(self.path):
+            if self.follow_path and not os.path.exists(self.path):
                 raise OSError("it is no longer in the job store")
             data = os.pread(self.fd, length, offset)
         self.served += len(data)
@@ -133,13 +134,16 @@ class ComponentRangeServer:
         idle_timeout: float,
         on_activity: Optional[Callable[[], None]] = None,
         on_end: Optional[Callable[[str], None]] = None,
+        follow_path: bool = True,
     ) -> tuple:
         """Start serving ``path`` to the cell ``requester`` of admin ``user``; return (transfer id, size).
 
         ``on_end(status)`` runs once when the transfer ends, with "ok", the receiver's
-        reason, "expired" or "cancelled".
+        reason, "expired" or "cancelled". ``follow_path``: the transfer fails once ``path`` is
+        gone (a deleted job); False keeps serving the file opened now (another owner may
+        remove its folder while it is read).
         """
-        transfer = _Transfer(path, requester, user, idle_timeout, on_activity, on_end)
+        transfer = _Transfer(path, requester, user, idle_timeout, on_activity, on_end, follow_path)
         transfer_id = secrets.token_hex(16)
         with self.lock:
             self.transfers[transfer_id] = transfer
