@@ -17,16 +17,17 @@
     .venv-test/bin/python bench/download_bench.py            # 100 MB, 500 MB, 2 GB; 3 runs each
     .venv-test/bin/python bench/download_bench.py --quick    # 100 MB only (smoke test)
 
-Starts one real POC system (server + 1 client) in a temp folder, runs a one-round job per
-size and puts a MODEL_bench component of that size into the job's store (random 1 MiB
+Starts two real POC systems (server + 1 client each) in a temp folder: one as shipped, one
+with admin_download_direct=false, i.e. the fork's command on its range transfer and
+upstream's two paths exactly as upstream 2.9.0 runs them. On each it runs a one-round job
+per size and puts a MODEL_bench component of that size into the job's store (random 1 MiB
 blocks, repeated), plus the same file zipped (stored, not compressed) as the job's
 workspace, so download_job moves the same bytes. Then, interleaved and several times:
 
-* ``download_job_component`` (the fork's command: one direct HTTPS response);
-* ``download_job_component (ranges)``: the same transfer by ranges only (1 MiB, 4 in
-  flight, hashed and written in order), the command's fallback path;
-* ``download_job_components`` (upstream's DownloadService path; also fetches the small logs);
-* ``download_job`` (upstream; the workspace zip, unzipped by the admin client);
+* ``download_job_component``: direct (one HTTPS response) and ranges (direct off);
+* ``download_job_components`` (also fetches the small logs): direct, and upstream
+  (DownloadService, 5 MiB chunks) - the baseline of ``x upstr``;
+* ``download_job`` (the workspace zip, unzipped by the admin client): direct, and upstream;
 * a raw loopback TCP socket (sendfile -> recv_into + write), two processes: the ceiling.
 
 Each download runs in its own admin process (a FLARE API session), which samples its own
@@ -59,9 +60,17 @@ from job_components import JobStore, write_numpy_job  # noqa: E402
 MB = 1000 * 1000
 MIB = 1024 * 1024
 COMPONENT = "MODEL_bench"
-RANGES = "download_job_component (ranges)"
-PATHS = ["download_job_component", RANGES, "download_job_components", "download_job", "socket"]
-UPSTREAM = "download_job_components"
+# row label -> (system: "direct" as shipped / "off" with admin_download_direct=false, what to run)
+PATHS = {
+    "download_job_component": ("direct", "download_job_component"),
+    "download_job_component (ranges)": ("off", "download_job_component"),
+    "download_job_components (direct)": ("direct", "download_job_components"),
+    "download_job_components (upstream)": ("off", "download_job_components"),
+    "download_job (direct)": ("direct", "download_job"),
+    "download_job (upstream)": ("off", "download_job"),
+    "socket": ("direct", "socket"),
+}
+UPSTREAM = "download_job_components (upstream)"
 CEILING = "socket"
 SAMPLE = 0.02  # seconds between RSS / staging samples
 
@@ -104,8 +113,6 @@ def child_flare(path: str, kit: str, job_id: str, dest: str):
             started, cpu_started = time.perf_counter(), time.process_time()
             if path == "download_job_component":
                 out = sess.download_job_component(job_id, COMPONENT, dest)
-            elif path == RANGES:
-                out = ranges_only(sess, job_id, dest)
             elif path == "download_job_components":
                 out = sess.download_job_components(job_id)
             else:
@@ -115,31 +122,6 @@ def child_flare(path: str, kit: str, job_id: str, dest: str):
         sess.close()
     shutil.rmtree(out, ignore_errors=True) if os.path.isdir(out) else os.unlink(out)
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_base": rss.base, "rss_peak": rss.peak}))
-
-
-def ranges_only(sess, job_id: str, dest: str) -> str:
-    """What download_job_component does when the direct response is not offered."""
-    import hashlib
-
-    from nvflare.fuel.hci.client.component_range_reader import RangeSource, read_ranges
-    from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_SIZE
-
-    meta = sess.api.server_execute(f"download_job_component {job_id} {COMPONENT}")["meta"]
-    transfer, record = meta[RANGE_TRANSFER], meta["component_record"]
-    source = RangeSource(sess.api.cell, transfer, timeout=30)
-    digest = hashlib.sha256()
-    out = os.path.join(dest, COMPONENT + ".ranges")
-    with open(out, "wb", buffering=0) as f:
-
-        def sink(data):
-            f.write(data)
-            digest.update(data)
-
-        read_ranges(source.fetch, transfer[TRANSFER_SIZE], sink)
-    source.end("ok")
-    if digest.hexdigest() != record["sha256"]:
-        raise RuntimeError("ranges: sha256 mismatch")
-    return out
 
 
 def child_socket(src: str, dest: str):
@@ -264,14 +246,14 @@ def summarize(size: int, runs: dict) -> dict:
 def print_table(size: int, rows: dict, runs: int):
     print(f"\n{size / MB:.0f} MB component, median of {runs} runs")
     head = (
-        f"{'path':<34}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}"
+        f"{'path':<36}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}"
         f"{'admin RSS +MiB':>16}{'server RSS +MiB':>17}{'staged B':>10}{'admin CPU s':>13}{'server CPU s':>14}"
     )
     print(head)
     print("-" * len(head))
     for path, r in rows.items():
         print(
-            f"{path:<34}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{r['x_upstream']:>9.2f}{r['x_socket']:>8.2f}"
+            f"{path:<36}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{r['x_upstream']:>9.2f}{r['x_socket']:>8.2f}"
             f"{r['admin_rss_growth_mib']:>16.1f}{r['server_rss_growth_mib']:>17.1f}{r['staged_bytes']:>10}"
             f"{r['admin_cpu_s']:>13.2f}{r['server_cpu_s']:>14.2f}"
         )
@@ -306,23 +288,32 @@ def main():
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="download_bench_") as tmp:
         root = Path(tmp)
-        system = FlareSystem(root / "flare", n_clients=1)
+        systems = {"direct": FlareSystem(root / "direct", n_clients=1), "off": FlareSystem(root / "off", n_clients=1)}
         try:
-            system.prepare().start()
+            for name, system in systems.items():
+                system.prepare()
+                if name == "off":
+                    resources_file = system.server_dir / "local" / "resources.json"
+                    resources = json.loads(resources_file.read_text())
+                    resources["admin_download_direct"] = False
+                    resources_file.write_text(json.dumps(resources, indent=2))
+                system.start()
             for size in sizes:
-                job_id = prepare_job(system, root, size)
+                jobs = {name: prepare_job(system, root / name, size) for name, system in systems.items()}
                 dest = root / "dest"
                 dest.mkdir(exist_ok=True)
                 runs = {p: [] for p in PATHS}
                 for _ in range(args.runs):
-                    for path in PATHS:  # interleaved, so background load hits every path alike
-                        runs[path].append(measure(system, path, job_id, dest))
+                    for label, (name, kind) in PATHS.items():  # interleaved: background load hits all alike
+                        runs[label].append(measure(systems[name], kind, jobs[name], dest))
                 rows = summarize(size, runs)
                 print_table(size, rows, args.runs)
-                result["sizes"][str(size)] = {"job_id": job_id, "summary": rows, "runs": runs}
-                shutil.rmtree(system.job_store_dir(job_id), ignore_errors=True)  # free the disk
+                result["sizes"][str(size)] = {"job_ids": jobs, "summary": rows, "runs": runs}
+                for name, system in systems.items():
+                    shutil.rmtree(system.job_store_dir(jobs[name]), ignore_errors=True)  # free the disk
         finally:
-            system.stop()
+            for system in systems.values():
+                system.stop()
     result["elapsed_s"] = time.time() - started
     out = REPO / "bench" / "results" / f"download_bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
