@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 from cutting_proxy import CuttingProxy
 from flare_system import PROJECT_ADMIN
-from job_components import LEAD, JobStore, sha256, write_numpy_job
+from job_components import LEAD, finished_job_with_component, sha256
 
 from nvflare.fuel.f3.drivers.direct_download_route import ROUTE
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
@@ -52,11 +52,8 @@ UNKNOWN = "no such transfer: it ended, expired, or belongs to another admin"
 
 @pytest.fixture(scope="module")
 def direct_job(flare_system, tmp_path_factory):
-    job_id, meta = flare_system.submit_and_wait(write_numpy_job(tmp_path_factory.mktemp("job")))
-    assert meta["status"] == "FINISHED:COMPLETED", meta
     data = os.urandom(SIZE)
-    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_direct", data)
-    return job_id, data
+    return finished_job_with_component(flare_system, tmp_path_factory.mktemp("job"), "MODEL_direct", data), data
 
 
 def ended(flare_system, transfer_id: str) -> tuple:

@@ -26,7 +26,7 @@ import threading
 import time
 
 import pytest
-from job_components import LEAD, JobStore, write_numpy_job
+from job_components import LEAD, finished_job_with_component
 
 from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeRetryable, RangeSource, read_ranges
 from nvflare.fuel.hci.component_range_defs import MAX_RANGE_LENGTH, RANGE_TRANSFER
@@ -117,11 +117,8 @@ def test_a_refused_range_is_not_requested_again():
 # -- against the real server ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def range_job(flare_system, tmp_path_factory):
-    job_id, meta = flare_system.submit_and_wait(write_numpy_job(tmp_path_factory.mktemp("job")))
-    assert meta["status"] == "FINISHED:COMPLETED", meta
     data = os.urandom(SIZE)
-    JobStore(flare_system.jobs_storage).put(job_id, "MODEL_range", data)
-    return job_id, data
+    return finished_job_with_component(flare_system, tmp_path_factory.mktemp("job"), "MODEL_range", data), data
 
 
 def open_transfer(sess, job_id):

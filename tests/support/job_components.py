@@ -161,3 +161,11 @@ class JobStore:
 
     def meta(self, job_id: str) -> dict:
         return self.manager.get_job(job_id, self.fl_ctx).meta
+
+
+def finished_job_with_component(system, folder, component: str, data: bytes) -> str:
+    """A numpy job run to FINISHED:COMPLETED on ``system``, then ``data`` stored as ``component``."""
+    job_id, meta = system.submit_and_wait(write_numpy_job(folder))
+    assert meta["status"] == "FINISHED:COMPLETED", meta
+    JobStore(system.jobs_storage).put(job_id, component, data)
+    return job_id

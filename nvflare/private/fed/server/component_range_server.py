@@ -45,14 +45,20 @@ from nvflare.fuel.f3.cellnet.utils import make_reply
 from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.f3.message import Message
 from nvflare.fuel.hci.component_range_defs import (
+    DIRECT_ROUTE,
     END,
     LENGTH,
+    MAX_LENGTH,
     MAX_RANGE_LENGTH,
     OFFSET,
     RANGE_CHANNEL,
     RANGE_TOPIC,
+    SOURCE_FQCN,
     TRANSFER_ID,
+    TRANSFER_SIZE,
 )
+from nvflare.fuel.hci.server.constants import ConnProps
+from nvflare.fuel.hci.server.download_settings import check_download_settings
 from nvflare.fuel.utils.log_utils import get_obj_logger
 
 # How often idle transfers are looked for; the timeout itself is per transfer.
@@ -206,3 +212,35 @@ class ComponentRangeServer:
                 idle = [tid for tid, t in self.transfers.items() if now - t.last_active > t.idle_timeout]
             for tid in idle:
                 self.end(tid, "expired")
+
+
+class AdminDownload:
+    """What opening transfers for one admin command needs: whose, for how long, which way."""
+
+    def __init__(self, conn):
+        engine = conn.get_prop(ConnProps.ENGINE)
+        admin = conn.get_prop(ConnProps.ADMIN_SERVER)
+        self.session = conn.get_prop(ConnProps.SESSION)
+        self.session_mgr = admin.sess_mgr
+        # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
+        self.idle_timeout, _, direct = check_download_settings(
+            max(admin.timeout, self.session_mgr.idle_timeout + self.session_mgr.monitor_interval)
+        )
+        self.direct = direct and direct_download_route.available()
+        self.server = ComponentRangeServer.for_cell(engine.get_cell())
+
+    def open(self, path: str, activity_tx_id: str, on_end, follow_path: bool = True) -> dict:
+        """Open a transfer of ``path`` for this admin; the reply meta that describes it."""
+        transfer_id, size = self.server.open(
+            path,
+            requester=self.session.origin_fqcn,
+            user=self.session.user_name,
+            idle_timeout=self.idle_timeout,
+            on_activity=lambda: self.session_mgr.mark_download_active(self.session.sess_id, activity_tx_id),
+            on_end=on_end,
+            follow_path=follow_path,
+        )
+        transfer = {TRANSFER_ID: transfer_id, SOURCE_FQCN: self.server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
+        if self.direct:
+            transfer[DIRECT_ROUTE] = direct_download_route.ROUTE
+        return transfer

@@ -31,20 +31,9 @@ admin says so, when idle for the download timeout, or with the admin's session.
 import os
 import threading
 
-from nvflare.fuel.f3.drivers import direct_download_route
-from nvflare.fuel.hci.component_range_defs import (
-    DIRECT_FILES,
-    DIRECT_ROUTE,
-    MAX_LENGTH,
-    MAX_RANGE_LENGTH,
-    SOURCE_FQCN,
-    TRANSFER_ID,
-    TRANSFER_SIZE,
-)
-from nvflare.fuel.hci.server.constants import ConnProps
-from nvflare.fuel.hci.server.download_settings import check_download_settings
+from nvflare.fuel.hci.component_range_defs import DIRECT_FILES, TRANSFER_ID
 from nvflare.fuel.utils.log_utils import get_module_logger
-from nvflare.private.fed.server.component_range_server import ComponentRangeServer
+from nvflare.private.fed.server.component_range_server import AdminDownload, ComponentRangeServer
 
 logger = get_module_logger(__name__)
 
@@ -87,39 +76,20 @@ def offer_direct_files(conn, downloader, tx_path: str, files: list) -> dict:
     """
     offer = None
     try:
-        if not files or not direct_download_route.available():
+        if not files:
             return {}
-        engine = conn.get_prop(ConnProps.ENGINE)
-        admin = conn.get_prop(ConnProps.ADMIN_SERVER)
-        session = conn.get_prop(ConnProps.SESSION)
-        session_mgr = admin.sess_mgr
-        idle_timeout, _, direct = check_download_settings(
-            max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval)
-        )
-        if not direct:
+        download = AdminDownload(conn)
+        if not download.direct:
             return {}
-        server = ComponentRangeServer.for_cell(engine.get_cell())
-        offer = _FolderOffer(server, downloader, session_mgr, session.sess_id, len(files))
+        offer = _FolderOffer(download.server, downloader, download.session_mgr, download.session.sess_id, len(files))
         transfers = {}
         for rel_path, ref_id in files:
-            transfer_id, size = server.open(
-                os.path.join(tx_path, rel_path),
-                requester=session.origin_fqcn,
-                user=session.user_name,
-                idle_timeout=idle_timeout,
-                on_activity=lambda: session_mgr.mark_download_active(session.sess_id, downloader.tx_id),
-                on_end=offer.ended,
-                follow_path=False,
+            transfer = download.open(
+                os.path.join(tx_path, rel_path), downloader.tx_id, on_end=offer.ended, follow_path=False
             )
-            offer.transfer_ids.append(transfer_id)
-            transfers[ref_id] = {
-                TRANSFER_ID: transfer_id,
-                SOURCE_FQCN: server.fqcn,
-                TRANSFER_SIZE: size,
-                MAX_LENGTH: MAX_RANGE_LENGTH,
-                DIRECT_ROUTE: direct_download_route.ROUTE,
-            }
-        if not session_mgr.bind_download(session.sess_id, offer.binding, offer.cancel):
+            offer.transfer_ids.append(transfer[TRANSFER_ID])
+            transfers[ref_id] = transfer
+        if not download.session_mgr.bind_download(download.session.sess_id, offer.binding, offer.cancel):
             offer.cancel()
             return {}
         return {DIRECT_FILES: transfers}

@@ -37,22 +37,12 @@ from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.conn import Connection
-from nvflare.fuel.f3.drivers import direct_download_route
-from nvflare.fuel.hci.component_range_defs import (
-    DIRECT_ROUTE,
-    MAX_LENGTH,
-    MAX_RANGE_LENGTH,
-    RANGE_TRANSFER,
-    SOURCE_FQCN,
-    TRANSFER_ID,
-    TRANSFER_SIZE,
-)
+from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server.download_settings import check_download_settings
-from nvflare.private.fed.server.component_range_server import ComponentRangeServer
+from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
 
@@ -201,34 +191,21 @@ class JobComponentCommandModule(JobCommandModule):
 
     def _open_range_transfer(self, conn: Connection, tx_id: str, path: str):
         """Serve ``path`` to this admin's cell, bound to its session like upstream's downloads."""
-        engine = conn.get_prop(ConnProps.ENGINE)
-        admin = conn.get_prop(ConnProps.ADMIN_SERVER)
-        session = conn.get_prop(ConnProps.SESSION)
-        session_mgr = admin.sess_mgr
-        # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
-        idle_timeout, _, direct = check_download_settings(
-            max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval)
-        )
-        server = ComponentRangeServer.for_cell(engine.get_cell())
+        download = AdminDownload(conn)
+        session_mgr, sess_id = download.session_mgr, download.session.sess_id
         tx_dir = self.tx_path(conn, tx_id)
 
         def ended(status):
-            session_mgr.end_download(session.sess_id, tx_id)
+            session_mgr.end_download(sess_id, tx_id)
             shutil.rmtree(tx_dir, ignore_errors=True)
 
-        transfer_id, size = server.open(
-            path,
-            requester=session.origin_fqcn,
-            user=session.user_name,
-            idle_timeout=idle_timeout,
-            on_activity=lambda: session_mgr.mark_download_active(session.sess_id, tx_id),
-            on_end=ended,
-        )
-        if not session_mgr.bind_download(session.sess_id, tx_id, lambda: server.end(transfer_id, "cancelled")):
-            server.end(transfer_id, "cancelled")
+        transfer = download.open(path, activity_tx_id=tx_id, on_end=ended)
+
+        def cancel():
+            download.server.end(transfer[TRANSFER_ID], "cancelled")
+
+        if not session_mgr.bind_download(sess_id, tx_id, cancel):
+            cancel()
             conn.append_error(ReplyKeyword.SESSION_INACTIVE)
             return None
-        transfer = {TRANSFER_ID: transfer_id, SOURCE_FQCN: server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
-        if direct and direct_download_route.available():
-            transfer[DIRECT_ROUTE] = direct_download_route.ROUTE
         return transfer
