@@ -98,9 +98,11 @@ def read_direct(
     else:
         conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl_context)
     threads = []
+    sock = None
     try:
         try:
             conn.request("GET", route, headers={TRANSFER_HEADER: transfer_id})
+            sock = conn.sock  # getresponse() drops it from conn when the server closes after the body
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             raise DirectUnavailable(f"could not reach {host}:{port}{route} ({type(e).__name__}: {e})") from None
@@ -113,8 +115,8 @@ def read_direct(
         _pump(response, size, sink, abort_signal, block, buffers, threads)
     finally:
         try:
-            if conn.sock is not None:
-                conn.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader still blocked in recv
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a reader still blocked in recv
         except OSError:
             pass
         conn.close()
