@@ -293,10 +293,7 @@ def main():
             for name, system in systems.items():
                 system.prepare()
                 if name == "off":
-                    resources_file = system.server_dir / "local" / "resources.json"
-                    resources = json.loads(resources_file.read_text())
-                    resources["admin_download_direct"] = False
-                    resources_file.write_text(json.dumps(resources, indent=2))
+                    system.set_server_settings(admin_download_direct=False)
                 system.start()
             for size in sizes:
                 jobs = {name: prepare_job(system, root / name, size) for name, system in systems.items()}

@@ -101,11 +101,7 @@ def run_system(root: Path, jobs: list, runs: int, settings: dict) -> list:
     system = FlareSystem(root)
     try:
         system.prepare()
-        if settings:
-            resources_file = system.server_dir / "local" / "resources.json"
-            resources = json.loads(resources_file.read_text())
-            resources.update(settings)
-            resources_file.write_text(json.dumps(resources, indent=2))
+        system.set_server_settings(**settings)
         system.start()
         return [job_end_times(system, job, runs, hashed_by) for job, hashed_by in jobs]
     finally:

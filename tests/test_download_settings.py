@@ -26,7 +26,6 @@ NVFLARE_ADMIN_DOWNLOAD_TIMEOUT=4, which must win over resources.json.
 """
 
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -54,13 +53,8 @@ def tuned(tmp_path_factory):
     system = FlareSystem(root, n_clients=1)
     try:
         system.prepare()
-        resources_file = system.server_dir / "local" / "resources.json"
-        resources = json.loads(resources_file.read_text())
         # direct off: this system shows the range transfer alone (and the setting working)
-        resources.update(
-            {"admin_download_timeout": 3600, "admin_download_chunk_size": CHUNK, "admin_download_direct": False}
-        )
-        resources_file.write_text(json.dumps(resources, indent=2))
+        system.set_server_settings(admin_download_timeout=3600, admin_download_chunk_size=CHUNK, admin_download_direct=False)
         system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(SHORT_TIMEOUT)
         system.start()
         job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1))

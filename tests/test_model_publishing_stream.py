@@ -35,10 +35,7 @@ def streaming_system(tmp_path_factory):
     system = FlareSystem(tmp_path_factory.mktemp("flare_stream"))
     try:
         system.prepare()
-        resources_file = system.server_dir / "local" / "resources.json"
-        resources = json.loads(resources_file.read_text())
-        resources.update({"model_publish_transfer": "stream", "model_publish_drop_from_workspace": True})
-        resources_file.write_text(json.dumps(resources, indent=2))
+        system.set_server_settings(model_publish_transfer="stream", model_publish_drop_from_workspace=True)
         system.start()
         yield system
     finally:

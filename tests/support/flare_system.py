@@ -82,8 +82,18 @@ class FlareSystem:
         return self.kit(user) / "transfer"
 
     @property
+    def server_resources_file(self) -> Path:
+        return self.server_dir / "local" / "resources.json"
+
+    def set_server_settings(self, **settings):
+        """Add or change top-level keys of the server's local/resources.json (read at start)."""
+        resources = json.loads(self.server_resources_file.read_text())
+        resources.update(settings)
+        self.server_resources_file.write_text(json.dumps(resources, indent=2))
+
+    @property
     def jobs_storage(self) -> Path:
-        resources = json.loads((self.server_dir / "local" / "resources.json").read_text())
+        resources = json.loads(self.server_resources_file.read_text())
         for comp in resources["components"]:
             if comp.get("id") == "job_manager":
                 return Path(comp["args"]["uri_root"])
