@@ -27,12 +27,15 @@ job's server process - is refused and logged.
 
 Same host (the default process launcher): the job process names a file in its run
 folder, and the store hard-links it (or copies it when a link is impossible), so no bytes
-cross the network stack. The store applies the publishing rule itself (run_folder_files):
-the path, relative to the job's run folder as this process sees it, must lead to a
-regular file inside that folder, checked on the descriptor the store opened; the link is
-made through that descriptor and must be the same (device, inode), and a copy reads the
-descriptor. A path outside is refused and audited, never answered "not visible". Otherwise (container launchers) the store pulls the file from
+cross the network stack. Otherwise (container launchers) the store pulls the file from
 the job process and checks it against the sender's sha256.
+
+The store applies the publishing rule itself (run_folder_files), independently of the job
+process: the path, relative to the job's run folder as this process sees it, must lead to
+a regular file inside that folder, checked on the descriptor the store opened; the link
+must be the same (device, inode) as that descriptor, and a copy reads the descriptor. A
+path outside is refused and audited, never answered "not visible" (which would make the
+job stream it): in container set-ups the server parent may read files the job cannot.
 
 The record's sha256 on the same-host path: the job process hashes its model files while
 the job trains (model_prehash) and sends the hash with the request when the file is still
