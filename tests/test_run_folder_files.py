@@ -271,3 +271,59 @@ def test_check_without_opening(tree):
     assert (root, full) == (str(run), str(run / "app_server" / "none.pt"))
     with pytest.raises(RefusedFile):
         check_in_run_folder(str(outside / "server.key"), str(run))
+
+
+def test_prehasher_hashes_only_files_inside_the_run_folder(tree):
+    """The background hasher (model_prehash) never opens a path the rule refuses, and says so once."""
+    import logging
+
+    from nvflare.app_common.widgets.model_prehash import ModelPreHasher
+
+    run, outside = tree
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("test_prehash_confined")
+    logger.addHandler(Collect())
+    logger.setLevel(logging.INFO)
+    key = str(outside / "server.key")
+    model = str(run / "app_server" / "FL_global_model.pt")
+    hasher = ModelPreHasher(logger, str(run))
+    try:
+        hasher.offer([key, model])
+        hasher.offer([key])
+        assert hasher.wait_idle(10)
+    finally:
+        hasher.stop()
+    assert hasher.get(key) is None
+    assert hasher.get(model).sha256 == hashlib.sha256(MODEL).hexdigest()
+    refused = [m for m in records if m.startswith("Model pre-hashing refused")]
+    assert refused == [
+        "Model pre-hashing refused " + refusal(key, f"resolves to {key!r}, outside the job's run folder {str(run)!r}")
+    ]
+
+
+def test_stream_reads_the_checked_descriptor_not_the_path(tree):
+    """What the store pulls in stream mode comes from the opened file, whatever the path names later."""
+    from nvflare.app_common.widgets.model_publisher import _OpenFileDownloadable
+    from nvflare.fuel.f3.streaming.download_service import ProduceRC
+
+    run, outside = tree
+    model = run / "app_server" / "FL_global_model.pt"
+    with open_in_run_folder(str(model), str(run)) as opened:
+        os.remove(model)
+        model.symlink_to(outside / "server.key")
+        source = _OpenFileDownloadable(opened, len(MODEL))
+        source.chunk_size = 4096
+        received, state = b"", {}
+        while True:
+            rc, chunk, state = source.produce(state, "server")
+            if rc == ProduceRC.EOF:
+                break
+            assert rc == ProduceRC.OK
+            received += chunk
+        assert received == MODEL
+        assert source.produce({"received_bytes": -1}, "server")[0] == ProduceRC.ERROR
