@@ -30,6 +30,13 @@ folder, and the store hard-links it (or copies it when a link is impossible), so
 cross the network stack. Otherwise (container launchers) the store pulls the file from
 the job process and checks it against the sender's sha256.
 
+The store applies the publishing rule itself (run_folder_files), independently of the job
+process: the path, relative to the job's run folder as this process sees it, must lead to
+a regular file inside that folder, checked on the descriptor the store opened; the link
+must be the same (device, inode) as that descriptor, and a copy reads the descriptor. A
+path outside is refused and audited, never answered "not visible" (which would make the
+job stream it): in container set-ups the server parent may read files the job cannot.
+
 The record's sha256 on the same-host path: the job process hashes its model files while
 the job trains (model_prehash) and sends the hash with the request when the file is still
 the one it hashed. The store uses it, instead of reading the whole file again, only when
@@ -43,7 +50,6 @@ without a hash is hashed here, as always.
 
 import os
 import re
-import shutil
 import threading
 import uuid
 
@@ -62,7 +68,6 @@ from nvflare.app_common.widgets.model_publish_defs import (
     TOPIC,
     Key,
     Status,
-    file_identity,
 )
 from nvflare.app_common.widgets.model_publish_settings import (
     DROP_FROM_WORKSPACE,
@@ -72,6 +77,7 @@ from nvflare.app_common.widgets.model_publish_settings import (
     load_publish_settings,
 )
 from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH, Outcome, inject_publisher
+from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
 from nvflare.fuel.f3.cellnet.utils import make_reply
@@ -267,28 +273,35 @@ class JobModelStore(Widget):
         )
 
     def _stage_local(self, job_id: str, payload: dict, staging: str):
-        if self.settings.transfer == MODE_STREAM:
-            raise _NotVisible(f"this server receives models by streaming ({TRANSFER}={MODE_STREAM})")
+        """Link (or copy) the file the job names: only a regular file inside the job's run folder.
+
+        The same rule as the job process's, applied here independently: a path outside the
+        run folder is refused (never answered "not visible", which would invite the job to
+        stream it); only a path inside it that this process cannot see (container launchers)
+        or that is not the sender's file here is "not visible".
+        """
         path = payload.get(Key.PATH)
-        if not isinstance(path, str) or not os.path.isabs(path):
-            raise _Refused(f"job {job_id}: the model path must be absolute")
-        real = os.path.realpath(path)
-        workspace = self._engine.get_workspace()
-        roots = {os.path.realpath(workspace.get_run_dir(job_id)), os.path.realpath(workspace.get_result_root(job_id))}
-        if not any(real.startswith(root + os.sep) for root in roots):
-            raise _NotVisible(f"{path} is not inside job {job_id}'s run folder here")
-        seen = list(payload.get(Key.IDENTITY) or [])
-        # before linking: a link changes the inode's ctime
-        if not os.path.isfile(real) or file_identity(real) != seen:
-            raise _NotVisible(f"{path} is not the sender's file here")
-        staged = os.path.join(staging, uuid.uuid4().hex)
+        run_dir = self._engine.get_workspace().get_run_dir(job_id)
         try:
-            os.link(real, staged)
-        except OSError:
-            shutil.copyfile(real, staged)
-            return staged, "copy", False
-        # the link is the inode the sender named, its size and mtime unchanged since the check
-        return staged, "link", file_identity(staged)[:4] == seen[:4]
+            check_in_run_folder(path, run_dir)
+            if self.settings.transfer == MODE_STREAM:
+                raise _NotVisible(f"this server receives models by streaming ({TRANSFER}={MODE_STREAM})")
+            opened = open_in_run_folder(path, run_dir)
+        except RefusedFile as e:
+            raise _Refused(f"job {job_id}: {e}")
+        except OSError as e:
+            raise _NotVisible(f"{path} is not visible in job {job_id}'s run folder here ({e.strerror or e})")
+        with opened:
+            seen = list(payload.get(Key.IDENTITY) or [])
+            # before linking: a link changes the inode's ctime
+            if opened.identity() != seen:
+                raise _NotVisible(f"{path} is not the sender's file here")
+            staged = os.path.join(staging, uuid.uuid4().hex)
+            if not opened.link_to(staged):
+                opened.copy_to(staged)
+                return staged, "copy", False
+            # the link is the very inode that was opened and checked; its size and mtime unchanged
+            return staged, "link", opened.identity()[:4] == seen[:4]
 
     def _stage_stream(self, origin: str, payload: dict, staging: str) -> str:
         from nvflare.fuel.f3.streaming.file_downloader import download_file

@@ -18,6 +18,10 @@ and best; TensorFlow and the ccwf numpy persistor: theirs). The initial checkpoi
 started from is not a result and is skipped. Persistors without an inventory still leave
 the last aggregated model in the FL context, where every server workflow keeps it; that
 model is written to a file of its own so it can be published the same way.
+
+The paths an inventory reports are job configuration (user input) and are taken as
+candidates only: the publisher opens each through run_folder_files, which refuses
+anything but a regular file inside the job's own run folder.
 """
 
 import os
@@ -30,6 +34,7 @@ from nvflare.app_common.abstract.model import ModelLearnable, ModelLearnableKey
 from nvflare.app_common.abstract.model_persistor import ModelPersistor
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
+from nvflare.app_common.widgets.run_folder_files import create_in_run_folder
 
 # Where the fallback writes its file; removed after publishing, so the job's workspace
 # archive keeps upstream's content.
@@ -67,7 +72,10 @@ def _is_best(key: str, location: str, persistor) -> bool:
 
 
 def models_from_inventory(persistor: ModelPersistor, fl_ctx: FLContext) -> List[ModelFile]:
-    """Final and best model files the persistor reports; [] when it reports none."""
+    """Final and best model files the persistor reports; [] when it reports none.
+
+    Candidates, not yet trusted: whoever reads one opens it with open_in_run_folder.
+    """
     inventory = persistor.get_model_inventory(fl_ctx) or {}
     found = {}
     for key, desc in inventory.items():
@@ -86,25 +94,25 @@ def models_from_inventory(persistor: ModelPersistor, fl_ctx: FLContext) -> List[
     return [found[k] for k in (KIND_GLOBAL, KIND_BEST) if k in found]
 
 
-def model_from_context(fl_ctx: FLContext, out_dir: str) -> Optional[ModelFile]:
-    """The last global model the workflow left in the FL context, written to ``out_dir``."""
+def model_from_context(fl_ctx: FLContext, run_dir: str) -> Optional[ModelFile]:
+    """The last global model the workflow left in the FL context, written to a new file in
+    ``<run_dir>/FALLBACK_DIR`` (created safely: never through a planted symlink or an existing file)."""
     learnable = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
     if not isinstance(learnable, ModelLearnable) or learnable.is_empty():
         return None
-    os.makedirs(out_dir, exist_ok=True)
     weights = learnable.get(ModelLearnableKey.WEIGHTS)
-    stem = os.path.join(out_dir, f"global_model.{uuid.uuid4().hex[:8]}")
+    stem = f"global_model.{uuid.uuid4().hex[:8]}"
     if isinstance(weights, dict) and weights and all(_is_ndarray(v) for v in weights.values()):
         import numpy as np
 
-        path = stem + ".npz"
-        with open(path, "wb") as f:
+        f, path = create_in_run_folder(run_dir, FALLBACK_DIR, stem + ".npz")
+        with f:
             np.savez(f, **{str(k): v for k, v in weights.items()})
         return ModelFile(KIND_GLOBAL, path, "global_model.npz", "numpy_npz", temporary=True)
     from nvflare.fuel.utils import fobs
 
-    path = stem + ".fobs"
-    with open(path, "wb") as f:
+    f, path = create_in_run_folder(run_dir, FALLBACK_DIR, stem + ".fobs")
+    with f:
         f.write(fobs.dumps(learnable))
     return ModelFile(KIND_GLOBAL, path, "global_model.fobs", "fobs", temporary=True)
 

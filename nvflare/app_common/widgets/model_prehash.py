@@ -23,7 +23,7 @@ job goes on training. At END_RUN the publisher sends the hash along only if the 
 still exactly the file that was hashed.
 
 "Exactly the file" is its identity (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns),
-taken before and after hashing (of the path and of the open file): a hash is kept only if
+taken before and after hashing (of the open file, and of the path afterwards): a hash is kept only if
 all are equal. A persistor that replaces the file (write a temporary file, rename) gives it
 a new inode; one that rewrites it in place changes mtime and ctime; and ctime cannot be set
 from user space, so even a rewrite that keeps the size and restores mtime with os.utime is
@@ -35,6 +35,10 @@ persistor handles GLOBAL_BEST_MODEL_AVAILABLE too): the thread hashes after the 
 a file that changes while it is hashed is hashed again (a few times at most), a file not
 yet written is skipped, and every later event offers the files again; an unchanged file
 is never hashed twice.
+
+Only files the publishing rule allows are read (run_folder_files: a regular file inside the
+job's own run folder, opened once, checked on the descriptor): a persistor path that leads
+elsewhere is never opened for hashing, and is logged once.
 
 Nothing here may fail or slow the job: the job's threads only queue paths, the thread is
 a daemon, and every error is logged, never raised.
@@ -48,7 +52,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from nvflare.app_common.widgets.model_publish_defs import file_identity, stat_identity
+from nvflare.app_common.widgets.model_publish_defs import file_identity
+from nvflare.app_common.widgets.run_folder_files import RefusedFile, open_in_run_folder
 
 _BLOCK = 1 << 20
 _MAX_RETRIES = 3  # hash a file that keeps changing at most this many extra times per offer
@@ -67,10 +72,13 @@ class ModelPreHasher:
 
     Args:
         logger: where progress and problems are logged (the publisher's logger).
+        run_dir: the job's run folder; only files inside it are hashed.
     """
 
-    def __init__(self, logger):
+    def __init__(self, logger, run_dir: str):
         self.logger = logger
+        self.run_dir = run_dir
+        self._refused = set()  # paths refused by the rule (logged once)
         self._cond = threading.Condition()
         self._queue = OrderedDict()  # path -> retries left
         self._cache = {}  # path -> PreHash
@@ -165,34 +173,40 @@ class ModelPreHasher:
     def _hash_one(self, path: str) -> bool:
         """Hash ``path`` unless it is cached unchanged; True if the file changed meanwhile."""
         try:
-            before = tuple(file_identity(path))
+            opened = open_in_run_folder(path, self.run_dir)
         except FileNotFoundError:
             return False  # not written (yet): a later offer will find it
+        except RefusedFile as e:
+            if path not in self._refused:
+                self._refused.add(path)
+                self.logger.error(f"Model pre-hashing refused {e}")
+            return False
+        with opened:
+            return self._hash_opened(path, opened)
+
+    def _hash_opened(self, path: str, opened) -> bool:
+        before = tuple(opened.identity())
         with self._cond:
             cached = self._cache.get(path)
         if cached and cached.identity == before:
             return False
         start = time.monotonic()
         digest, size = hashlib.sha256(), 0
-        with open(path, "rb") as f:
-            if tuple(stat_identity(os.fstat(f.fileno()))) != before:
-                self.logger.debug(f"Model pre-hashing: {path} was replaced before it was opened")
-                return True
+        with self._cond:
+            self._current = (before[2], 0)
+        while True:
+            if self._stopped:
+                return False
+            block = opened.pread(_BLOCK, size)
+            if not block:
+                break
+            digest.update(block)
+            size += len(block)
             with self._cond:
-                self._current = (before[2], 0)
-            while True:
-                if self._stopped:
-                    return False
-                block = f.read(_BLOCK)
-                if not block:
-                    break
-                digest.update(block)
-                size += len(block)
-                with self._cond:
-                    self._current = (before[2], size)
-            opened_after = tuple(stat_identity(os.fstat(f.fileno())))
+                self._current = (before[2], size)
+        opened_after = tuple(opened.identity())
         try:
-            after = tuple(file_identity(path))
+            after = tuple(file_identity(path))  # the path still names the file that was hashed
         except FileNotFoundError:
             after = None
         elapsed = time.monotonic() - start

@@ -27,16 +27,21 @@ saves a model (AFTER_LEARNABLE_PERSIST) or a new best is announced
 (model_prehash). At END_RUN the hash goes along with the request when the file is still
 exactly the one that was hashed, so the store links the file without reading it;
 otherwise the store hashes it, as it always did.
+
+What may be published is one rule (run_folder_files): a regular file inside this job's own
+run folder, opened once and checked on the open descriptor. A persistor's paths are job
+configuration, i.e. user input: a path that leads elsewhere (an absolute
+``best_global_model_file_name``, ``..``, a symlink out) is refused and logged, never
+hashed, sent, streamed or deleted. The request names the file relative to the run
+folder, streaming reads the descriptor, and deletion (model_publish_drop_from_workspace)
+removes the entry only after checking it is still the published file.
 """
 
-import os
-import shutil
 import time
 
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_constant import FLContextKey, ProcessType
 from nvflare.apis.fl_context import FLContext
-from nvflare.apis.utils.component_records import sha256_and_size
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_common.widgets.model_inventory import (
@@ -56,6 +61,16 @@ from nvflare.app_common.widgets.model_publish_defs import (
     send_publish_request,
 )
 from nvflare.app_common.widgets.model_publish_settings import publish_timeout
+from nvflare.app_common.widgets.run_folder_files import (
+    RefusedFile,
+    RunFolderFile,
+    open_in_run_folder,
+    remove_from_run_folder,
+    remove_run_folder_dir,
+)
+from nvflare.fuel.f3.streaming.download_service import Downloadable, ProduceRC
+from nvflare.fuel.f3.streaming.file_downloader import DEFAULT_CHUNK_SIZE
+from nvflare.fuel.f3.streaming.obj_downloader import ObjectDownloader
 from nvflare.security.logging import secure_format_exception
 from nvflare.widgets.widget import Widget
 
@@ -92,7 +107,8 @@ class ModelPublisher(Widget):
             if not models:
                 return
             if self._prehasher is None:
-                self._prehasher = ModelPreHasher(self.logger)
+                job_id = fl_ctx.get_job_id()
+                self._prehasher = ModelPreHasher(self.logger, fl_ctx.get_engine().get_workspace().get_run_dir(job_id))
             self._prehasher.offer(m.path for m in models)
         except Exception as e:
             self.log_warning(fl_ctx, f"Model pre-hashing skipped at {event_type}: {secure_format_exception(e)}")
@@ -129,25 +145,29 @@ class ModelPublisher(Widget):
 
         persistor = find_persistor(engine, self.persistor_id)
         models = models_from_inventory(persistor, fl_ctx) if persistor else []
-        fallback_dir = os.path.join(engine.get_workspace().get_run_dir(job_id), FALLBACK_DIR)
-        if not models:
-            model = model_from_context(fl_ctx, fallback_dir)
-            models = [model] if model else []
-        if not models:
-            self.log_warning(
-                fl_ctx,
-                f"No model to publish for job {job_id}: persistor {self.persistor_id!r} lists no model file "
-                f"and the FL context holds no global model",
-            )
-            return
-
-        timeout = float(self.timeout) if self.timeout else publish_timeout()
-        self._finish_prehashing(job_id, timeout, fl_ctx)
+        run_dir = engine.get_workspace().get_run_dir(job_id)
         try:
+            if not models:
+                try:
+                    model = model_from_context(fl_ctx, run_dir)
+                except RefusedFile as e:
+                    self.log_error(fl_ctx, f"Refused to publish the FL context's global model of job {job_id}: {e}")
+                    return
+                models = [model] if model else []
+            if not models:
+                self.log_warning(
+                    fl_ctx,
+                    f"No model to publish for job {job_id}: persistor {self.persistor_id!r} lists no model file "
+                    f"and the FL context holds no global model",
+                )
+                return
+
+            timeout = float(self.timeout) if self.timeout else publish_timeout()
+            self._finish_prehashing(job_id, timeout, fl_ctx)
             for model in models:
-                self._publish_one(engine.get_cell(), model, job_id, timeout, fl_ctx)
+                self._publish_one(engine.get_cell(), model, job_id, run_dir, timeout, fl_ctx)
         finally:
-            shutil.rmtree(fallback_dir, ignore_errors=True)
+            remove_run_folder_dir(run_dir, FALLBACK_DIR)
 
     def _finish_prehashing(self, job_id: str, timeout: float, fl_ctx: FLContext):
         """Let the hasher finish what it has (bounded by its estimate and the publish timeout), then stop it."""
@@ -175,16 +195,30 @@ class ModelPublisher(Widget):
             return None
         return found
 
-    def _publish_one(self, cell, model: ModelFile, job_id: str, timeout: float, fl_ctx: FLContext):
+    def _publish_one(self, cell, model: ModelFile, job_id: str, run_dir: str, timeout: float, fl_ctx: FLContext):
         what = f"{model.kind} model {model.file_name!r} of job {job_id}"
+        try:
+            opened = open_in_run_folder(model.path, run_dir)
+        except RefusedFile as e:
+            self.log_error(fl_ctx, f"Refused to publish {what}: {e}")
+            return
+        except OSError as e:
+            self.log_error(fl_ctx, f"Failed to publish {what}: cannot open {model.path}: {e.strerror or e}")
+            return
+        with opened:
+            self._send(cell, model, opened, what, timeout, fl_ctx)
+
+    def _send(self, cell, model: ModelFile, opened: RunFolderFile, what: str, timeout: float, fl_ctx: FLContext):
         start = time.time()
-        identity = file_identity(model.path)
+        identity = opened.identity()
         request = {
             Key.KIND: model.kind,
             Key.FILE_NAME: model.file_name,
             Key.FORMAT: model.model_format,
             Key.MODE: MODE_LOCAL,
-            Key.PATH: os.path.abspath(model.path),
+            # relative to the run folder: the store resolves it under its own view of this job's
+            # run folder (container launchers mount it elsewhere) and refuses anything outside
+            Key.PATH: opened.relative_path,
             Key.IDENTITY: identity,
         }
         prehash = self._prehash_of(model, identity, what, fl_ctx)
@@ -194,7 +228,7 @@ class ModelPublisher(Widget):
         mode = MODE_LOCAL
         if reply.get(Key.STATUS) == Status.NOT_VISIBLE:
             mode = MODE_STREAM
-            reply = self._stream(cell, model, request, timeout, prehash)
+            reply = self._stream(cell, opened, request, timeout, prehash)
 
         status, message = reply.get(Key.STATUS), reply.get(Key.MESSAGE, "")
         if status == Status.STORED:
@@ -203,28 +237,61 @@ class ModelPublisher(Widget):
                 f"Published {what} as {reply.get(Key.COMPONENT)} ({mode}, {time.time() - start:.2f}s)",
             )
             if reply.get(Key.DROP_SOURCE) and not model.temporary:
-                os.remove(model.path)
-                self.log_info(fl_ctx, f"Removed {model.path} from the job workspace: the job store holds it")
+                self._drop(opened, fl_ctx)
         elif status == Status.DISABLED:
             self.log_info(fl_ctx, f"Did not publish {what}: {message}")
         else:
             self.log_error(fl_ctx, f"Failed to publish {what}: {message}")
 
-    @staticmethod
-    def _stream(cell, model: ModelFile, request: dict, timeout: float, prehash: PreHash = None) -> dict:
-        from nvflare.fuel.f3.streaming.file_downloader import ObjectDownloader, add_file
+    def _drop(self, opened: RunFolderFile, fl_ctx: FLContext):
+        """Remove the published file from the run folder: only that very file, only inside the run folder."""
+        try:
+            remove_from_run_folder(opened)
+        except FileNotFoundError:
+            return
+        except RefusedFile as e:
+            self.log_error(fl_ctx, f"Did not remove a published model from the job workspace: {e}")
+            return
+        self.log_info(fl_ctx, f"Removed {opened.real_path} from the job workspace: the job store holds it")
 
+    @staticmethod
+    def _stream(cell, opened: RunFolderFile, request: dict, timeout: float, prehash: PreHash = None) -> dict:
         downloader = ObjectDownloader(cell=cell, timeout=timeout, num_receivers=1)
         try:
             # the store checks the received bytes against this; a pre-hash is of this very file
-            sha256, size = (prehash.sha256, prehash.size) if prehash else sha256_and_size(model.path)
+            sha256, size = (prehash.sha256, prehash.size) if prehash else opened.sha256_and_size()
             request = {k: v for k, v in request.items() if k not in (Key.PATH, Key.IDENTITY)}
-            request.update(
-                {Key.MODE: MODE_STREAM, Key.REF_ID: add_file(downloader, model.path), Key.SIZE: size, Key.SHA256: sha256}
-            )
+            ref_id = downloader.add_object(_OpenFileDownloadable(opened, size))
+            request.update({Key.MODE: MODE_STREAM, Key.REF_ID: ref_id, Key.SIZE: size, Key.SHA256: sha256})
             return send_publish_request(cell, request, timeout)
         finally:
             downloader.delete_transaction()
+
+
+_RECEIVED_BYTES = "received_bytes"  # upstream's file_downloader state key (_StateKey.RECEIVED_BYTES)
+
+
+class _OpenFileDownloadable(Downloadable):
+    """Serves upstream's file download protocol (the store's download_file) from an open descriptor.
+
+    Upstream's FileDownloadable reopens its path for every chunk; this reads the descriptor
+    that was checked, so the bytes sent are the checked file's whatever happens to the path.
+    """
+
+    def __init__(self, opened: RunFolderFile, size: int):
+        super().__init__(opened.real_path)
+        self.opened, self.size, self.chunk_size = opened, size, DEFAULT_CHUNK_SIZE
+
+    def produce(self, state: dict, requester: str):
+        received = (state or {}).get(_RECEIVED_BYTES, 0)
+        if type(received) is not int or received < 0:
+            return ProduceRC.ERROR, None, {}
+        if received >= self.size:
+            return ProduceRC.EOF, None, {}
+        chunk = self.opened.pread(min(self.chunk_size, self.size - received), received)
+        if not chunk:
+            return ProduceRC.ERROR, None, {}
+        return ProduceRC.OK, chunk, {_RECEIVED_BYTES: received + len(chunk)}
 
 
 def _has_server_parent(engine) -> bool:
