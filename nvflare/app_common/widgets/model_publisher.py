@@ -39,6 +39,7 @@ from nvflare.apis.fl_context import FLContext
 from nvflare.apis.utils.component_records import sha256_and_size
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
+from nvflare.app_common.widgets.best_model_keeper import BestModelKeeper
 from nvflare.app_common.widgets.model_inventory import (
     FALLBACK_DIR,
     ModelFile,
@@ -80,6 +81,11 @@ class ModelPublisher(Widget):
         self.register_event_handler(EventType.END_RUN, self._on_end_run)
         self.register_event_handler(
             [AppEventType.AFTER_LEARNABLE_PERSIST, AppEventType.GLOBAL_BEST_MODEL_AVAILABLE], self._on_model_saved
+        )
+        # best_model_keeper: a best model for persistors that write none; round and metric for the records
+        self._best = BestModelKeeper(self)
+        self.register_event_handler(
+            [AppEventType.AFTER_LEARNABLE_PERSIST, AppEventType.GLOBAL_BEST_MODEL_AVAILABLE], self._best.on_event
         )
 
     def _on_model_saved(self, event_type: str, fl_ctx: FLContext):
@@ -133,6 +139,7 @@ class ModelPublisher(Widget):
         if not models:
             model = model_from_context(fl_ctx, fallback_dir)
             models = [model] if model else []
+        models = self._best.add_kept_best(models)  # best_model_keeper
         if not models:
             self.log_warning(
                 fl_ctx,
@@ -187,6 +194,7 @@ class ModelPublisher(Widget):
             Key.PATH: os.path.abspath(model.path),
             Key.IDENTITY: identity,
         }
+        request.update(self._best.request_fields(model.kind))  # best_model_keeper: round/metric
         prehash = self._prehash_of(model, identity, what, fl_ctx)
         if prehash:
             request.update({Key.SHA256: prehash.sha256, Key.SIZE: prehash.size})
