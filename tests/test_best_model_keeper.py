@@ -87,3 +87,59 @@ def test_best_info_without_selection_info_uses_the_validation_result_and_round()
     empty = FLContext()
     empty.set_prop(AppConstants.VALIDATION_RESULT, float("nan"), private=True, sticky=False)
     assert best_info(empty) == {}
+
+
+def _keras_persistor():
+    import keras
+
+    class Persistor:  # what the keeper uses of TFModelPersistor: its Keras model
+        model = keras.Sequential(
+            [keras.Input(shape=(4,)), keras.layers.Dense(3, name="dense"), keras.layers.Dense(2, name="dense_1")]
+        )
+
+    return Persistor()
+
+
+def test_keras_best_is_written_with_the_persistors_model_which_keeps_its_own_weights(tmp_path):
+    import keras
+
+    from nvflare.app_opt.tf.utils import flat_layer_weights_dict
+
+    persistor = _keras_persistor()
+    own = [w.copy() for w in persistor.model.get_weights()]
+    flat = flat_layer_weights_dict({layer.name: layer.get_weights() for layer in persistor.model.layers})
+    best = {k: v + 1.0 for k, v in flat.items()}
+    kept = _write_best(str(tmp_path), best, persistor)
+    assert (kept.path, kept.file_name, kept.model_format) == (
+        str(tmp_path / "best_global_model.weights.h5"), "best_global_model.weights.h5", "TensorFlow"
+    )
+    for a, b in zip(persistor.model.get_weights(), own):  # put back
+        np.testing.assert_array_equal(a, b)
+    loaded = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Dense(3, name="dense"), keras.layers.Dense(2, name="dense_1")]
+    )
+    loaded.load_weights(kept.path)
+    for layer in loaded.layers:
+        for i, w in enumerate(layer.get_weights()):
+            np.testing.assert_array_equal(w, best[f"{layer.name}_nvf_{i}"])
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {"dense_nvf_0": np.ones((5, 3), "float32"), "dense_nvf_1": np.ones(3, "float32")},  # a wrong shape
+        {"dense_nvf_0": np.ones((4, 3), "float32")},  # a weight missing
+        {"conv_nvf_0": np.ones((4, 3), "float32")},  # a layer it does not have
+        {"dense": np.ones((4, 3), "float32")},  # not FLARE's Keras names
+    ],
+)
+def test_keras_weights_that_do_not_fit_the_model_fall_back_to_npz(tmp_path, weights):
+    persistor = _keras_persistor()
+    own = [w.copy() for w in persistor.model.get_weights()]
+    kept = _write_best(str(tmp_path), weights, persistor)
+    assert (kept.file_name, kept.model_format) == ("best_global_model.npz", "numpy_npz")
+    assert os.listdir(tmp_path) == ["best_global_model.npz"]
+    with np.load(kept.path) as npz:
+        assert sorted(npz.files) == sorted(weights)
+    for a, b in zip(persistor.model.get_weights(), own):
+        np.testing.assert_array_equal(a, b)

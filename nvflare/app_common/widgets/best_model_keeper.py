@@ -307,8 +307,11 @@ def _save_keras_weights(model, weights: dict, path: str):
         model.save_weights(path)
         return True
     try:
-        for name, layer in layers.items():
-            layer.set_weights([np.asarray(w) for w in by_layer[name]])
+        try:
+            for name, layer in layers.items():
+                layer.set_weights([np.asarray(w) for w in by_layer[name]])
+        except ValueError:  # shapes that do not fit the model
+            return False
         model.save_weights(path)
     finally:
         for name, layer in layers.items():
