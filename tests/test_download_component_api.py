@@ -81,11 +81,11 @@ def test_download_model_verifies_and_loads(flare_system, model_job, tmp_path):
     stored = flare_system.job_store_dir(job_id) / "MODEL_global_model"
     with flare_system.session() as sess:
         path = sess.download_job_component(job_id, "MODEL_global_model", str(tmp_path / "out"))
-    assert path == str(tmp_path / "out" / "MODEL_global_model")
+    assert path == str(tmp_path / "out" / "MODEL_global_model.pt")  # the original file's extension
     assert sha256(path) == sha256(stored) == record["sha256"]
     state = torch.load(path, weights_only=True)
     assert torch.equal(state["weight"], torch.arange(12.0).reshape(3, 4))
-    assert sorted(os.listdir(tmp_path / "out")) == ["MODEL_global_model"]  # no temp file left
+    assert sorted(os.listdir(tmp_path / "out")) == ["MODEL_global_model.pt"]  # no temp file left
 
 
 def test_list_component_info(flare_system, model_job):
@@ -99,6 +99,7 @@ def test_list_component_info(flare_system, model_job):
     assert model["sha256"] == record["sha256"]
     assert model["file_name"] == "FL_global_model.pt"
     assert model["format"] == "pytorch"
+    assert model["download_name"] == "MODEL_global_model.pt"
 
 
 def test_default_destination_and_no_overwrite(flare_system, model_job):
@@ -107,8 +108,8 @@ def test_default_destination_and_no_overwrite(flare_system, model_job):
     with flare_system.session() as sess:
         first = sess.download_job_component(job_id, "MODEL_global_model")
         second = sess.download_job_component(job_id, "MODEL_global_model")
-    assert first == str(folder / "MODEL_global_model")
-    assert second == str(folder / "MODEL_global_model__1")  # upstream's __N convention, nothing replaced
+    assert first == str(folder / "MODEL_global_model.pt")
+    assert second == str(folder / "MODEL_global_model__1.pt")  # upstream's __N, before the extension
     assert sha256(first) == sha256(second) == record["sha256"]
     assert not [n for n in os.listdir(folder) if ".part-" in n]
 
@@ -119,7 +120,9 @@ def test_component_without_record_is_measured_by_the_server(flare_system, model_
         path = sess.download_job_component(job_id, "LOG_server", str(tmp_path))
         info = {i["name"]: i for i in sess.list_job_component_info(job_id)}
     assert open(path, "rb").read() == b"log line\n" * 1000
-    assert info["LOG_server"] == {"name": "LOG_server", "kind": "LOG", "size": 9000}  # no record: no sha256
+    # no record: no sha256, and the file keeps the bare component name
+    assert info["LOG_server"] == {"name": "LOG_server", "kind": "LOG", "size": 9000, "download_name": "LOG_server"}
+    assert os.path.basename(path) == "LOG_server"
 
 
 def test_zip_named_component_stays_a_file(flare_system, model_job, tmp_path):
@@ -266,3 +269,33 @@ def test_errorlog_workaround_model_downloads_with_the_new_command(flare_system, 
     assert path == str(tmp_path / "dl" / "ERRORLOG_global_model")
     assert sha256(path) == sha256(model_file)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.eye(4))
+
+
+@pytest.mark.parametrize(
+    "recorded_name, expected",
+    [
+        ("tf_model.weights.h5", "MODEL_named.weights.h5"),
+        ("../../../../tmp/evil.weights.h5/..", "MODEL_named"),
+        ("x/../../.bashrc", "MODEL_named"),
+        ("m.p\x00t", "MODEL_named"),
+        ("m.\nsh", "MODEL_named"),
+        ("." * 300, "MODEL_named"),
+        ("m." + "x" * 300, "MODEL_named"),
+        ("m.pt;touch pwned", "MODEL_named"),
+        ("C:\\models\\best.pt", "MODEL_named.pt"),
+    ],
+)
+def test_recorded_file_name_gives_only_a_safe_extension(flare_system, model_job, tmp_path, recorded_name, expected):
+    """Whatever file name a record carries, the API writes <component><plain extension> in the destination."""
+    job_id, _, store = model_job
+    store.put(job_id, "MODEL_named", b"named model")
+    rec = make_record(str(flare_system.job_store_dir(job_id) / "MODEL_named"), file_name=recorded_name)
+    save_record(store.manager, job_id, "MODEL_named", rec, store.fl_ctx)
+    dest = tmp_path / "dest"
+    with flare_system.session() as sess:
+        path = sess.download_job_component(job_id, "MODEL_named", str(dest))
+        row = {c["name"]: c for c in sess.list_job_component_info(job_id)}["MODEL_named"]
+    assert path == str(dest / expected)
+    assert row["download_name"] == expected and row["file_name"] == recorded_name
+    assert os.listdir(tmp_path) == ["dest"] and os.listdir(dest) == [expected]
+    assert open(path, "rb").read() == b"named model"

@@ -64,7 +64,12 @@ def test_json_output(flare_system, cli_job, tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout.strip().splitlines()[-1])["data"]
     path = tmp_path / cli_job / "MODEL_global_model"
-    assert data == {"job_id": cli_job, "component": "MODEL_global_model", "path": str(path)}
+    assert {k: data[k] for k in ("job_id", "component", "path")} == {
+        "job_id": cli_job, "component": "MODEL_global_model", "path": str(path)
+    }
+    with flare_system.session() as sess:  # the CLI shows the row the API and the console list
+        listed = {r["name"]: r for r in sess.list_job_component_info(cli_job)}
+    assert data["info"] == listed["MODEL_global_model"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(b"global weights").hexdigest()
 
 
@@ -85,3 +90,25 @@ def test_cli_errors(flare_system, cli_job, tmp_path):
     assert unknown.returncode == 1
     assert "Job '0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f' does not exist." in unknown.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keras_weights_keep_both_extensions_then_refuse_then_force(flare_system, cli_job, tmp_path):
+    """A record naming tf_model.weights.h5: the file is MODEL_keras.weights.h5 (Keras 3 needs both parts)."""
+    JobStore(flare_system.jobs_storage).put(
+        cli_job, "MODEL_keras", b"keras weights", file_name="tf_model.weights.h5", model_format="TensorFlow"
+    )
+    target = tmp_path / cli_job / "MODEL_keras.weights.h5"
+    first = cli(flare_system, cli_job, "--component", "MODEL_keras", "-o", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert f"Component MODEL_keras downloaded to: {target}" in first.stdout
+    assert "original file tf_model.weights.h5; format TensorFlow; 13 bytes, sha256 " in first.stdout
+    assert target.read_bytes() == b"keras weights"
+    target.write_bytes(b"local edits")
+    again = cli(flare_system, cli_job, "--component", "MODEL_keras", "-o", str(tmp_path))
+    assert again.returncode == 4
+    assert f"download destination already exists: {target}" in again.stderr
+    assert target.read_bytes() == b"local edits"
+    forced = cli(flare_system, cli_job, "--component", "MODEL_keras", "-o", str(tmp_path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert target.read_bytes() == b"keras weights"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["MODEL_keras.weights.h5"]

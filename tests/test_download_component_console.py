@@ -70,9 +70,10 @@ def test_download_prints_path_and_never_overwrites(flare_system, console_job):
         first = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
         second = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
         relative = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model models"))
-    assert first == str(folder / "MODEL_global_model")
-    assert second == str(folder / "MODEL_global_model__1")
-    assert relative == str(flare_system.transfer_dir() / "models" / "MODEL_global_model")
+    # the record's original name FL_global_model.pt gives the extension; __1 goes before it
+    assert first == str(folder / "MODEL_global_model.pt")
+    assert second == str(folder / "MODEL_global_model__1.pt")
+    assert relative == str(flare_system.transfer_dir() / "models" / "MODEL_global_model.pt")
     for p in (first, second, relative):
         assert sha256(p) == sha256(stored)
     assert torch.equal(torch.load(first, weights_only=True)["w"], torch.full((4,), 2.0))
@@ -155,6 +156,10 @@ def test_console_lists_components_with_sizes(flare_system, console_job):
         out = c.run(f"list_job_component_info {job_id}")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
     stored = flare_system.job_store_dir(job_id)
-    assert rows[0] == ["COMPONENT", "KIND", "SIZE", "SHA256"]
-    assert rows[1] == ["MODEL_big.zip", "MODEL", str(BIG), sha256(stored / "MODEL_big.zip")]
-    assert rows[2][:3] == ["MODEL_global_model", "MODEL", str((stored / "MODEL_global_model").stat().st_size)]
+    assert rows[0] == ["COMPONENT", "KIND", "FILE NAME", "FORMAT", "SIZE", "ROUND", "BEST BY", "SHA256"]
+    assert rows[1] == ["MODEL_big.zip", "MODEL", "big.zip", "-", str(BIG), "-", "-", sha256(stored / "MODEL_big.zip")]
+    model_size = str((stored / "MODEL_global_model").stat().st_size)
+    assert rows[2] == [
+        "MODEL_global_model", "MODEL", "FL_global_model.pt", "pytorch", model_size, "-", "-",
+        sha256(stored / "MODEL_global_model"),
+    ]

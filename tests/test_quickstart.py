@@ -64,11 +64,13 @@ def test_quickstart_runs_the_whole_story(repo, demo_venv, tmp_path):
         assert f"\n[{n}/8] " in out
     assert "NVFlare version is 2.9.0+model.1" in out
     assert "status FINISHED:COMPLETED" in out
-    assert re.search(r"\| MODEL_global_model +\| MODEL \| 53159437 \| [0-9a-f]{64} \|", out)
+    assert re.search(
+        r"\| MODEL_global_model +\| MODEL +\| FL_global_model\.pt +\| \S+ +\| 53159437 +\| \d+ +\| - +\| [0-9a-f]{64} \|", out
+    )
     model = re.search(r"downloaded MODEL_global_model of job \S+ to (\S+) \(53159437 bytes in .*sha256 verified\)", out)
     assert model, out
     path = Path(model.group(1))
-    assert path.is_relative_to(workdir) and path.name == "MODEL_global_model"
+    assert path.is_relative_to(workdir) and path.name == "MODEL_global_model.pt"  # the original extension
     assert "loaded:  QuickstartNet, 8 tensors, 13,288,964 parameters" in out
     assert torch.load(path, weights_only=True)["model"]["layers.0.weight"].shape == (2560, 64)
     assert re.search(r"download_job_component +[0-9.]+ +53,159,437\n", out)

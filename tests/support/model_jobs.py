@@ -99,16 +99,130 @@ def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2) -> 
     return root / name
 
 
-def np_fedavg_job(root: Path, name: str = "np_publish", num_rounds: int = 2) -> Path:
+def np_fedavg_job(root: Path, name: str = "np_publish", num_rounds: int = 2, script_text: str = NP_TRAIN_SCRIPT) -> Path:
     """A numpy FedAvg job: NPModelPersistor, which has no model inventory."""
     from nvflare.app_common.np.recipes.fedavg import NumpyFedAvgRecipe
 
     root = Path(root).resolve()
-    with _script(root / f"{name}_src", NP_TRAIN_SCRIPT) as script:
+    with _script(root / f"{name}_src", script_text) as script:
         recipe = NumpyFedAvgRecipe(
             name=name, model=[[1.0, 2.0], [3.0, 4.0]], min_clients=2, num_rounds=num_rounds, train_script=script
         )
         recipe.export(str(root))
+    return root / name
+
+
+# The metric the clients report for the global model they received, by round: the model
+# selector's best is the round-1 model, which is neither the initial nor the final one.
+METRIC_SCHEDULE = [0.5, 0.9, 0.7]
+
+TF_MODEL_MODULE = textwrap.dedent(
+    """
+    # The server's Keras model (hello-tf2 keeps it in model.py); layer names are what
+    # FLARE's parameter names are made of: dense_nvf_0, dense_nvf_1, dense_1_nvf_0, ...
+    import keras
+
+
+    class TinyNet(keras.Sequential):
+        def __init__(self):
+            super().__init__(
+                [keras.Input(shape=(4,)), keras.layers.Dense(3, name="dense"), keras.layers.Dense(2, name="dense_1")]
+            )
+    """
+)
+
+TF_TRAIN_SCRIPT = textwrap.dedent(
+    """
+    # hello-tf2 style Client API script, run in its own process: Keras fit on synthetic data.
+    # It also saves the weights it received each round (--out) so a test can tell which
+    # global model the metric it reports belongs to.
+    import argparse
+    import os
+
+    import keras
+    import numpy as np
+
+    import nvflare.client as flare
+
+    SCHEDULE = %r
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    out = parser.parse_args().out
+
+    flare.init()
+    site = flare.get_site_name()
+    model = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Dense(3, name="dense"), keras.layers.Dense(2, name="dense_1")]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(1 if site == "site-1" else 2)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    while flare.is_running():
+        received = flare.receive()
+        r = received.current_round
+        for name, weights in received.params.items():
+            model.get_layer(name).set_weights(weights)
+        np.savez(
+            os.path.join(out, f"received_{site}_{r}.npz"),
+            **{f"{n}_nvf_{i}": w for n, ws in received.params.items() for i, w in enumerate(ws)},
+        )
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, shuffle=False)
+        params = {layer.name: layer.get_weights() for layer in model.layers}
+        flare.send(flare.FLModel(params=params, metrics={"accuracy": SCHEDULE[r]}))
+    """
+    % (METRIC_SCHEDULE,)
+)
+
+NP_SCHEDULE_SCRIPT = textwrap.dedent(
+    """
+    # Client API script (in process): adds 1 to every weight each round; reports the
+    # scheduled metric for the model it received.
+    import nvflare.client as flare
+
+    SCHEDULE = %r
+
+    flare.init()
+    while flare.is_running():
+        received = flare.receive()
+        params = {k: v + 1 for k, v in received.params.items()}
+        flare.send(flare.FLModel(params=params, metrics={"accuracy": SCHEDULE[received.current_round]}))
+    """
+    % (METRIC_SCHEDULE,)
+)
+
+
+def tf_fedavg_job(root: Path, out_dir: Path, name: str = "tf_publish", num_rounds: int = 3) -> Path:
+    """A hello-tf2 style job: TF FedAvgRecipe, TFModelPersistor, 2 sites, external-process Client API.
+
+    Imports TensorFlow in this process (the recipe needs the model object).
+    """
+    import importlib
+
+    from nvflare.app_opt.tf.recipes.fedavg import FedAvgRecipe
+
+    root = Path(root).resolve()
+    src = root / f"{name}_src"
+    with _script(src, TF_TRAIN_SCRIPT) as script:
+        (src / "tiny_keras.py").write_text(TF_MODEL_MODULE)
+        sys.path.insert(0, str(src))
+        try:
+            tiny_keras = importlib.import_module("tiny_keras")
+            recipe = FedAvgRecipe(
+                name=name,
+                model=tiny_keras.TinyNet(),
+                min_clients=2,
+                num_rounds=num_rounds,
+                train_script=script,
+                train_args=f"--out {out_dir}",
+                launch_external_process=True,
+                command=f"{sys.executable} -u",
+                key_metric="accuracy",
+            )
+            recipe.export(str(root))
+        finally:
+            sys.path.remove(str(src))
     return root / name
 
 

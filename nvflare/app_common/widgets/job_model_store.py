@@ -60,6 +60,7 @@ from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import check_component_name, shown_name
 from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of, save_record
+from nvflare.apis.utils.model_record_info import MODEL_INFO, clean_model_info
 from nvflare.app_common.widgets.model_publish_defs import (
     CHANNEL,
     KINDS,
@@ -233,6 +234,7 @@ class JobModelStore(Widget):
             raise _Refused(f"job {job_id}: unknown transfer mode {shown_name(mode)}")
         try:
             extra = {"kind": kind, "transfer": how, "hashed": HASHED_BY_JOB if senders_hash else HASHED_BY_STORE}
+            extra.update(clean_model_info(payload.get(MODEL_INFO)))  # model_record_info: round, metric
             if senders_hash:
                 record = record_of(*senders_hash, file_name, model_format, **extra)
             else:

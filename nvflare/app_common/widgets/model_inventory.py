@@ -102,12 +102,13 @@ def model_from_context(fl_ctx: FLContext, run_dir: str) -> Optional[ModelFile]:
         return None
     weights = learnable.get(ModelLearnableKey.WEIGHTS)
     stem = f"global_model.{uuid.uuid4().hex[:8]}"
-    if isinstance(weights, dict) and weights and all(_is_ndarray(v) for v in weights.values()):
+    arrays = as_arrays(weights)
+    if arrays is not None:
         import numpy as np
 
         f, path = create_in_run_folder(run_dir, FALLBACK_DIR, stem + ".npz")
         with f:
-            np.savez(f, **{str(k): v for k, v in weights.items()})
+            np.savez(f, **arrays)
         return ModelFile(KIND_GLOBAL, path, "global_model.npz", "numpy_npz", temporary=True)
     from nvflare.fuel.utils import fobs
 
@@ -115,6 +116,24 @@ def model_from_context(fl_ctx: FLContext, run_dir: str) -> Optional[ModelFile]:
     with f:
         f.write(fobs.dumps(learnable))
     return ModelFile(KIND_GLOBAL, path, "global_model.fobs", "fobs", temporary=True)
+
+
+def as_arrays(weights) -> Optional[dict]:
+    """{name: numpy array} when every weight is a numpy array or a tensor (torch: moved to numpy), else None.
+
+    Tensors are not left to fobs: outside a running cell it writes them as empty tensors.
+    """
+    if not isinstance(weights, dict) or not weights:
+        return None
+    arrays = {}
+    for k, v in weights.items():
+        if _is_ndarray(v):
+            arrays[str(k)] = v
+        elif callable(getattr(v, "detach", None)) and callable(getattr(v, "numpy", None)):
+            arrays[str(k)] = v.detach().cpu().numpy()
+        else:
+            return None
+    return arrays
 
 
 def _is_ndarray(value) -> bool:

@@ -44,6 +44,7 @@ from nvflare.apis.fl_constant import FLContextKey, ProcessType
 from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
+from nvflare.app_common.widgets.best_model_keeper import BestModelKeeper
 from nvflare.app_common.widgets.model_inventory import (
     FALLBACK_DIR,
     ModelFile,
@@ -96,6 +97,11 @@ class ModelPublisher(Widget):
         self.register_event_handler(
             [AppEventType.AFTER_LEARNABLE_PERSIST, AppEventType.GLOBAL_BEST_MODEL_AVAILABLE], self._on_model_saved
         )
+        # best_model_keeper: a best model for persistors that write none; round and metric for the records
+        self._best = BestModelKeeper(self)
+        self.register_event_handler(
+            [AppEventType.AFTER_LEARNABLE_PERSIST, AppEventType.GLOBAL_BEST_MODEL_AVAILABLE], self._best.on_event
+        )
 
     def _on_model_saved(self, event_type: str, fl_ctx: FLContext):
         """Offer the persistor's model files to the background hasher; never fails, never waits."""
@@ -106,12 +112,16 @@ class ModelPublisher(Widget):
             models = models_from_inventory(persistor, fl_ctx) if persistor else []
             if not models:
                 return
-            if self._prehasher is None:
-                job_id = fl_ctx.get_job_id()
-                self._prehasher = ModelPreHasher(self.logger, fl_ctx.get_engine().get_workspace().get_run_dir(job_id))
-            self._prehasher.offer(m.path for m in models)
+            self.prehash([m.path for m in models], fl_ctx)
         except Exception as e:
             self.log_warning(fl_ctx, f"Model pre-hashing skipped at {event_type}: {secure_format_exception(e)}")
+
+    def prehash(self, paths, fl_ctx: FLContext):
+        """Hand model files to the background hasher, created at the first one (confined to the run folder)."""
+        if self._prehasher is None:
+            run_dir = fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())
+            self._prehasher = ModelPreHasher(self.logger, run_dir)
+        self._prehasher.offer(paths)
 
     def _publishes_here(self, fl_ctx: FLContext) -> bool:
         return (
@@ -154,6 +164,7 @@ class ModelPublisher(Widget):
                     self.log_error(fl_ctx, f"Refused to publish the FL context's global model of job {job_id}: {e}")
                     return
                 models = [model] if model else []
+            models = self._best.add_kept_best(models)  # best_model_keeper
             if not models:
                 self.log_warning(
                     fl_ctx,
@@ -221,6 +232,7 @@ class ModelPublisher(Widget):
             Key.PATH: opened.relative_path,
             Key.IDENTITY: identity,
         }
+        request.update(self._best.request_fields(model.kind))  # best_model_keeper: round/metric
         prehash = self._prehash_of(model, identity, what, fl_ctx)
         if prehash:
             request.update({Key.SHA256: prehash.sha256, Key.SIZE: prehash.size})

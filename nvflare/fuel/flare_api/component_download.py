@@ -53,10 +53,12 @@ def download_job_component(self, job_id: str, component_name: str, destination: 
         destination: folder to put the file in (created if missing; relative to the
             current directory). Default: ``<admin transfer dir>/<job_id>``.
 
-    Returns: path of the downloaded file. It is ``<folder>/<component_name>``, or
-    ``<component_name>__1``, ``__2``, ... if that name is taken (nothing is overwritten).
-    The file's size and sha256 were checked against the server's record; it is never
-    unzipped.
+    Returns: path of the downloaded file: ``<folder>/<component_name><extension>`` where
+    the extension is the original file's (from the component's record, e.g.
+    ``MODEL_global_model.weights.h5``, ``.pt``, ``.npz``; none for components without a
+    record), or ``<component_name>__1<extension>``, ``__2``, ... if that name is taken
+    (nothing is overwritten). The file loads with its framework's loader as it is. Its
+    size and sha256 were checked against the server's record; it is never unzipped.
 
     Raises:
         InvalidArgumentError: invalid component name (checked before contacting the server).
@@ -80,8 +82,12 @@ def list_job_component_info(self, job_id: str) -> List[dict]:
     """What ``download_job_component`` can fetch for a job.
 
     Returns: one dict per component, sorted by name: ``name``, ``kind`` (MODEL, LOG,
-    ERRORLOG), ``size`` (bytes, as stored), and for components with a record (models
-    stored by the model publisher) ``sha256``, ``file_name`` and ``format``.
+    ERRORLOG), ``size`` (bytes, as stored), ``download_name`` (the file name
+    ``download_job_component`` gives it before any ``__N``), and for components with a
+    record (models stored by the model publisher) ``sha256``, ``file_name`` (original),
+    ``format``, ``round`` (the FL round the model comes from, when known) and, for the
+    best model, ``metric_name``, ``metric_value`` and ``metric_mode`` (the key metric
+    that made it best, measured in ``round``).
     """
     self._validate_job_id(job_id)
     result = _run(self, [AdminCommandNames.LIST_JOB_COMPONENT_INFO, job_id])

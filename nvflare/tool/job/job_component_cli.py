@@ -14,7 +14,8 @@
 """``nvflare job download <job_id> --component NAME [-o DIR] [--force]``.
 
 Fetches one job-store component (typically MODEL_global_model) to
-``<DIR or .>/<job_id>/<NAME>``, verified against the server's sha256/size record. Unlike
+``<DIR or .>/<job_id>/<NAME><original extension>`` (component_file_names: e.g.
+``MODEL_global_model.weights.h5``), verified against the server's sha256/size record. Unlike
 the whole-result download it works whatever the job's status, as long as the component
 exists. An existing file is never replaced without --force, as for the job download.
 """
@@ -31,12 +32,14 @@ def add_component_option(parser):
     parser.add_argument(
         "--component",
         default=None,
-        help="download only this job-store component (e.g. MODEL_global_model) to <output-dir>/<job_id>/<component>",
+        help="download only this job-store component (e.g. MODEL_global_model) to "
+        "<output-dir>/<job_id>/<component><original extension, e.g. .weights.h5>",
     )
 
 
 def cmd_job_download_component(cmd_args, open_session):
     """Run the component download; ``open_session(cmd_args, study=...)`` is job_cli's session opener."""
+    from nvflare.apis.utils.component_file_names import download_file_name
     from nvflare.apis.utils.component_names import component_name_problem
     from nvflare.fuel.flare_api.api_spec import AuthorizationError, JobNotFound, NoConnection
     from nvflare.fuel.flare_api.component_download import ComponentNotFound
@@ -51,14 +54,18 @@ def cmd_job_download_component(cmd_args, open_session):
         fail("INVALID_ARGS", problem, exit_code=4)
     study = getattr(cmd_args, "study", None) or "default"
     out_dir = os.path.abspath(os.path.join(getattr(cmd_args, "output_dir", None) or ".", job_id))
-    target = os.path.join(out_dir, component)
     force = bool(getattr(cmd_args, "force", False))
     hint = "Use --force to replace the existing file, remove it, or choose a different --output-dir."
-    if os.path.lexists(target) and not force:
-        output_error("INVALID_ARGS", exit_code=4, detail=f"download destination already exists: {target}", hint=hint)
 
     try:
         with open_session(cmd_args, study=study) as sess:
+            # the file's name depends on the component's record (its original extension)
+            info = _listed_record(sess, job_id, component)
+            target = os.path.join(out_dir, download_file_name(component, info))
+            if os.path.lexists(target) and not force:
+                output_error(
+                    "INVALID_ARGS", exit_code=4, detail=f"download destination already exists: {target}", hint=hint
+                )
             if not is_json_mode():
                 print_human(f"Downloading {component} of job {job_id} ...")
             path = sess.download_job_component(job_id, component, out_dir)
@@ -82,6 +89,29 @@ def cmd_job_download_component(cmd_args, open_session):
             os.replace(path, target)
             path = target
     if is_json_mode():
-        output_ok({"job_id": job_id, "component": component, "path": path})
+        # "info": the same row list_job_component_info returns (file name, format, round, metric, sha256)
+        output_ok({"job_id": job_id, "component": component, "path": path, "info": info or {}})
     else:
         print_human(f"Component {component} downloaded to: {path}")
+        if info:
+            print_human(_describe(info))
+
+
+def _listed_record(sess, job_id: str, component: str):
+    """The component's row from list_job_component_info (its record), or None if not listed."""
+    for row in sess.list_job_component_info(job_id):
+        if row.get("name") == component:
+            return row
+    return None
+
+
+def _describe(info: dict) -> str:
+    """One line with what list_job_component_info shows for the component."""
+    from nvflare.fuel.hci.component_info_table import best_by
+
+    shown = (("original file", "file_name"), ("format", "format"), ("round", "round"))
+    parts = [f"{label} {info[key]}" for label, key in shown if info.get(key) not in (None, "")]
+    if best_by(info):
+        parts.append(f"best by {best_by(info)}")
+    parts.append(f"{info.get('size')} bytes" + (f", sha256 {info['sha256']}" if info.get("sha256") else ""))
+    return "; ".join(parts)

@@ -23,8 +23,10 @@ transfer itself:
   stopped - by ranges, several in flight (component_range_reader);
 * the file gets its final name only when size and sha256 match the record the server
   sent ahead of the data; otherwise the temp file is removed and the message says why;
-* the final name never replaces an existing file: ``<component>__1``, ``__2``, ... as
-  upstream does for download folders; the path is printed and returned;
+* the final name keeps the original file's extension(s) from the record, so the file
+  loads with its framework's loader as it is (``MODEL_global_model.weights.h5``; rule in
+  component_file_names), and never replaces an existing file: ``__1``, ``__2``, ... go
+  before the extension; the path is printed and returned;
 * never unzipped, whatever the name ends with.
 """
 
@@ -33,6 +35,7 @@ import os
 import tempfile
 import time
 
+from nvflare.apis.utils.component_file_names import download_file_name
 from nvflare.apis.utils.component_names import component_name_problem
 from nvflare.apis.utils.component_records import SHA256, SIZE
 from nvflare.fuel.hci.client.api_spec import CommandContext
@@ -101,10 +104,10 @@ class _VerifyingWriter:
         return self.size / max(now - self.started, 1e-6)
 
 
-def _claim_final_name(tmp_path: str, wanted: str) -> str:
-    """Give ``tmp_path`` the name ``wanted`` (or ``wanted__N``) without replacing any file."""
+def _claim_final_name(tmp_path: str, dest_dir: str, component: str, record: dict) -> str:
+    """Give ``tmp_path`` the component's download name (component_file_names) without replacing any file."""
     for i in range(MAX_NAME_TRIES):
-        candidate = wanted if i == 0 else f"{wanted}__{i}"
+        candidate = os.path.join(dest_dir, download_file_name(component, record, i))
         try:
             os.link(tmp_path, candidate)  # fails if the name exists: no silent overwrite
         except FileExistsError:
@@ -117,7 +120,8 @@ def _claim_final_name(tmp_path: str, wanted: str) -> str:
             return candidate
         os.unlink(tmp_path)
         return candidate
-    raise FileExistsError(f"{wanted} and {wanted}__1 .. __{MAX_NAME_TRIES - 1} all exist")
+    first, last = download_file_name(component, record), download_file_name(component, record, MAX_NAME_TRIES - 1)
+    raise FileExistsError(f"{first} and the names up to {last} all exist")
 
 
 class ComponentPuller:
@@ -218,7 +222,7 @@ class ComponentPuller:
                     f"download of {component} failed verification: received {writer.size} bytes with sha256 "
                     f"{sha}, the server recorded {expected_size} bytes with sha256 {expected_sha}; no file was kept"
                 )
-            final = _claim_final_name(tmp_path, os.path.join(dest_dir, component))
+            final = _claim_final_name(tmp_path, dest_dir, component, record)
             kept = True
         except (RangeRetryable, RangeRefused) as e:
             why = explain_failure(str(e), api.file_download_progress_timeout)

@@ -36,6 +36,7 @@ from nvflare.apis.job_def_manager_spec import JobDefManagerSpec
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
+from nvflare.fuel.hci.component_info_table import add_info_table, info_row
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
@@ -82,7 +83,7 @@ class JobComponentCommandModule(JobCommandModule):
                 ),
                 CommandSpec(
                     name=AdminCommandNames.LIST_JOB_COMPONENT_INFO,
-                    description="list the components of a job with kind, size and recorded sha256",
+                    description="list the components of a job: kind, original file name, format, size, round, best metric, sha256",
                     usage=self.INFO_USAGE,
                     handler_func=self.list_job_component_info,
                     authz_func=self.authorize_component_info,
@@ -175,16 +176,12 @@ class JobComponentCommandModule(JobCommandModule):
                     # Sizes through the job manager's own download preparation (a symlink
                     # for FilesystemStorage), so this works for any JobDefManager store.
                     job_def_manager.get_storage_for_download(job_id, self.tx_path(conn, scratch), name, name, fl_ctx)
-                    info = {"name": name, "kind": component_kind(name)}
-                    info["size"] = os.path.getsize(self.tx_path(conn, scratch, os.path.join(job_id, name)))
-                    record = get_record(job.meta if job else None, name) or {}
-                    info.update({k: v for k, v in record.items() if k not in info})
-                    rows.append(info)
+                    size = os.path.getsize(self.tx_path(conn, scratch, os.path.join(job_id, name)))
+                    record = get_record(job.meta if job else None, name)
+                    rows.append(info_row(name, component_kind(name), size, record))
         finally:
             self._clean_up_download(conn, scratch)
-        table = conn.append_table(["component", "kind", "size", "sha256"])
-        for r in rows:
-            table.add_row([r["name"], r["kind"], str(r["size"]), r.get(SHA256, "-")])
+        add_info_table(conn, rows)
         if not rows:
             conn.append_string(f"job {job_id} has no components to download")
         conn.append_success("", meta=make_meta(MetaStatusValue.OK, extra={COMPONENT_INFO: rows}))
