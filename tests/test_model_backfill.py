@@ -208,3 +208,43 @@ def test_cli_backfill(flare_system, tmp_path):
     assert refused.returncode != 0 and "NOT_AUTHORIZED" in refused.stderr, refused.stderr
     both = flare_system.run_nvflare("job", "backfill-model", job_id, "--all", *kit, check=False)
     assert both.returncode == 4 and "give either a job ID or --all" in both.stderr
+
+
+def test_config_from_the_submitted_job_when_the_archive_has_none(flare_system, tmp_path):
+    """A workspace archive without the deployed server config: the job's own "data" names the files."""
+    job_id = unpublished_job(flare_system, tmp_path / "job")
+    members = workspace_files(flare_system, job_id)
+    without = {k: v for k, v in members.items() if not k.endswith("config/config_fed_server.json")}
+    assert len(without) == len(members) - 1
+    store = JobStore(flare_system.jobs_storage)
+    from crafted_zips import build
+
+    store.store.update_object(store.manager.job_uri(job_id), build(without), "workspace")
+    with flare_system.session() as sess:
+        result = sess.backfill_job_model(job_id)
+    assert result["outcome"] == "backfilled", result
+    assert (flare_system.job_store_dir(job_id) / GLOBAL).read_bytes() == members[NP_MODEL]
+
+
+def test_job_without_a_known_persistor_reported(flare_system, tmp_path):
+    job_id = unpublished_job(flare_system, tmp_path / "job")
+    members = workspace_files(flare_system, job_id)
+    config = json.loads(members[NP_CONFIG])
+    for comp in config["components"]:
+        if comp["id"] == "persistor":
+            comp["path"] = "my_org.persistors.MyPersistor"
+    store = JobStore(flare_system.jobs_storage)
+    from crafted_zips import build
+
+    store.store.update_object(store.manager.job_uri(job_id), build({**members, NP_CONFIG: json.dumps(config).encode()}), "workspace")
+    from nvflare.fuel.flare_api.model_backfill import BackfillFailed
+
+    with flare_system.session() as sess:
+        with pytest.raises(BackfillFailed) as e:
+            sess.backfill_job_model(job_id)
+    assert str(e.value) == (
+        f"job {job_id}: no model: its server config has no persistor that backfill knows "
+        "(PTFileModelPersistor, TFModelPersistor, NPModelPersistor, NPFileModelPersistor); its components: "
+        "FullModelShareableGenerator, InTimeAccumulateWeightedAggregator, ModelPublisher, MyPersistor "
+        "(the live publisher's FL-context fallback needs the running job)"
+    )

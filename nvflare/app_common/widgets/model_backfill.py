@@ -213,7 +213,7 @@ def backfill_job(
             with SafeZip(path, label="workspace archive") as archive:
                 sources, problem = _sources_for(archive, job_id, open_component)
                 if not sources:
-                    return BackfillResult(job_id, NO_MODEL, f"no model to backfill: {problem}")
+                    return BackfillResult(job_id, NO_MODEL, problem)
                 return _store(engine, job_manager, job_id, archive, sources, wanted, fl_ctx)
         except ArchiveRefused as e:
             return BackfillResult(job_id, REFUSED, str(e))
@@ -272,4 +272,4 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
         return BackfillResult(job_id, BACKFILLED, f"stored {done}" + (f"; not stored: {rest}" if rest else ""), stored)
     if refusals:
         return BackfillResult(job_id, REFUSED, "; ".join(refusals + notes))
-    return BackfillResult(job_id, NO_MODEL, "no model to backfill: " + "; ".join(notes))
+    return BackfillResult(job_id, NO_MODEL, "; ".join(notes))
