@@ -84,6 +84,9 @@ def test_upgrade_backfill_and_download_both_jobs(upgraded):
     system, upstream, old_job, root = upgraded
     server_pids = [p for p in system.workspace_processes() if "server_train" in " ".join(p.cmdline())]
     assert server_pids
+    # step 5 of the checklist: what the server log says once the kit is enabled
+    log = (system.server_dir / "log.txt").read_text(errors="replace")
+    assert "Job model store ready: publishes MODEL_global_model and MODEL_best_global_model (" in log
     new_job, meta = system.submit_and_wait(write_numpy_job(root / "new_job"))
     assert meta["status"] == "FINISHED:COMPLETED", meta
 

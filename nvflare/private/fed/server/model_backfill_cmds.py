@@ -48,7 +48,7 @@ from nvflare.private.fed.server.job_cmds import JobCommandModule, _active_study_
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
 
 _BATCH = "_model_backfill_batch"
-DEFAULT_CMD_TIMEOUT = 5.0  # what an admin client waits for a reply unless set_timeout changed it
+DEFAULT_CMD_TIMEOUT = 5.0  # what an admin client waits for a reply unless its "timeout" command changed it
 BUDGET_SHARE = 0.6
 
 
