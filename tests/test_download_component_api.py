@@ -104,7 +104,7 @@ def test_list_component_info(flare_system, model_job):
 
 def test_default_destination_and_no_overwrite(flare_system, model_job):
     job_id, record, _ = model_job
-    folder = flare_system.transfer_dir() / job_id
+    folder = flare_system.transfer_dir() / "components" / job_id
     with flare_system.session() as sess:
         first = sess.download_job_component(job_id, "MODEL_global_model")
         second = sess.download_job_component(job_id, "MODEL_global_model")

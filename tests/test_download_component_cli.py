@@ -41,7 +41,7 @@ def cli(flare_system, *args, fmt=None):
 
 
 def test_download_then_refuse_then_force(flare_system, cli_job, tmp_path):
-    target = tmp_path / cli_job / "MODEL_global_model"
+    target = tmp_path / "components" / cli_job / "MODEL_global_model"
     first = cli(flare_system, cli_job, "--component", "MODEL_global_model", "-o", str(tmp_path))
     assert first.returncode == 0, first.stderr
     assert f"Component MODEL_global_model downloaded to: {target}" in first.stdout
@@ -63,7 +63,7 @@ def test_json_output(flare_system, cli_job, tmp_path):
     out = cli(flare_system, cli_job, "--component", "MODEL_global_model", "-o", str(tmp_path), fmt="json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout.strip().splitlines()[-1])["data"]
-    path = tmp_path / cli_job / "MODEL_global_model"
+    path = tmp_path / "components" / cli_job / "MODEL_global_model"
     assert {k: data[k] for k in ("job_id", "component", "path")} == {
         "job_id": cli_job, "component": "MODEL_global_model", "path": str(path)
     }
@@ -97,7 +97,7 @@ def test_keras_weights_keep_both_extensions_then_refuse_then_force(flare_system,
     JobStore(flare_system.jobs_storage).put(
         cli_job, "MODEL_keras", b"keras weights", file_name="tf_model.weights.h5", model_format="TensorFlow"
     )
-    target = tmp_path / cli_job / "MODEL_keras.weights.h5"
+    target = tmp_path / "components" / cli_job / "MODEL_keras.weights.h5"
     first = cli(flare_system, cli_job, "--component", "MODEL_keras", "-o", str(tmp_path))
     assert first.returncode == 0, first.stderr
     assert f"Component MODEL_keras downloaded to: {target}" in first.stdout

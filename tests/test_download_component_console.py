@@ -65,7 +65,7 @@ def downloaded_path(output: str) -> str:
 def test_download_prints_path_and_never_overwrites(flare_system, console_job):
     job_id = console_job
     stored = flare_system.job_store_dir(job_id) / "MODEL_global_model"
-    folder = flare_system.transfer_dir() / job_id
+    folder = flare_system.transfer_dir() / "components" / job_id
     with console(flare_system) as c:
         first = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
         second = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))

@@ -34,7 +34,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class AdminConsole:
-    def __init__(self, kit, env=None, timeout: float = 60):
+    def __init__(self, kit, env=None, timeout: float = 60, python: str = sys.executable):
         self.kit = str(kit)
         self.timeout = timeout
         master, slave = pty.openpty()
@@ -43,7 +43,7 @@ class AdminConsole:
         env = dict(env or os.environ, TERM="dumb")
         os.makedirs(os.path.join(self.kit, "transfer"), exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nvflare.fuel.hci.tools.admin", "-m", self.kit, "-s", "fed_admin.json"],
+            [python, "-m", "nvflare.fuel.hci.tools.admin", "-m", self.kit, "-s", "fed_admin.json"],
             stdin=slave, stdout=slave, stderr=slave, cwd=self.kit, env=env, close_fds=True,
         )
         os.close(slave)

@@ -61,6 +61,7 @@ class FlareSystem:
         self.env.update({"HOME": str(self.home), "NVFLARE_POC_WORKSPACE": str(self.workspace)})
         self.env.pop("PYTHONPATH", None)
         self.started = False
+        self.nvflare = NVFLARE  # the nvflare command run_nvflare uses (upgrade tests: upstream's)
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -118,7 +119,7 @@ class FlareSystem:
     # -- lifecycle ---------------------------------------------------------------------
     def run_nvflare(self, *args, timeout=120, check=True, input_text=None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [NVFLARE, *args], env=self.env, cwd=self.root, capture_output=True, text=True,
+            [str(self.nvflare), *args], env=self.env, cwd=self.root, capture_output=True, text=True,
             timeout=timeout, input=input_text,
         )
         if check and proc.returncode != 0:

@@ -51,7 +51,8 @@ def download_job_component(self, job_id: str, component_name: str, destination: 
         job_id: ID of the job.
         component_name: a component listed by ``list_job_component_info``.
         destination: folder to put the file in (created if missing; relative to the
-            current directory). Default: ``<admin transfer dir>/<job_id>``.
+            current directory). Default: ``<admin transfer dir>/components/<job_id>``
+            (``<admin transfer dir>/<job_id>`` is where download_job_result puts the workspace).
 
     Returns: path of the downloaded file: ``<folder>/<component_name><extension>`` where
     the extension is the original file's (from the component's record, e.g.

@@ -14,8 +14,9 @@
 """``nvflare job download <job_id> --component NAME [-o DIR] [--force]``.
 
 Fetches one job-store component (typically MODEL_global_model) to
-``<DIR or .>/<job_id>/<NAME><original extension>`` (component_file_names: e.g.
-``MODEL_global_model.weights.h5``), verified against the server's sha256/size record. Unlike
+``<DIR or .>/components/<job_id>/<NAME><original extension>`` (component_file_names: e.g.
+``MODEL_global_model.weights.h5``; never ``<DIR>/<job_id>``, where the whole-result download
+goes), verified against the server's sha256/size record. Unlike
 the whole-result download it works whatever the job's status, as long as the component
 exists. An existing file is never replaced without --force, as for the job download.
 """
@@ -33,7 +34,7 @@ def add_component_option(parser):
         "--component",
         default=None,
         help="download only this job-store component (e.g. MODEL_global_model) to "
-        "<output-dir>/<job_id>/<component><original extension, e.g. .weights.h5>",
+        "<output-dir>/components/<job_id>/<component><original extension, e.g. .weights.h5>",
     )
 
 
@@ -53,7 +54,7 @@ def cmd_job_download_component(cmd_args, open_session):
     if problem:  # before the name is used in a local path
         fail("INVALID_ARGS", problem, exit_code=4)
     study = getattr(cmd_args, "study", None) or "default"
-    out_dir = os.path.abspath(os.path.join(getattr(cmd_args, "output_dir", None) or ".", job_id))
+    out_dir = os.path.abspath(os.path.join(getattr(cmd_args, "output_dir", None) or ".", "components", job_id))
     force = bool(getattr(cmd_args, "force", False))
     hint = "Use --force to replace the existing file, remove it, or choose a different --output-dir."
 

@@ -66,6 +66,10 @@ MAX_NAME_TRIES = 1000
 _MIB = 1024 * 1024
 
 
+# Where a component lands by default, under the admin's transfer folder.
+COMPONENTS_FOLDER = "components"
+
+
 def _mib(n: float) -> str:
     return f"{n / _MIB:.1f} MiB"
 
@@ -150,7 +154,9 @@ class ComponentPuller:
             raise RangeRefused("aborted") from None
 
     def _destination_dir(self, destination, job_id: str) -> str:
-        folder = destination or job_id
+        # Default: transfer/components/<job_id>/, never transfer/<job_id>/, which is where
+        # download_job puts the workspace (it would move to <job_id>__1 if that existed).
+        folder = destination or os.path.join(COMPONENTS_FOLDER, job_id)
         return folder if os.path.isabs(folder) else os.path.join(self.module.download_dir, folder)
 
     def pull_component(self, args, ctx: CommandContext):
