@@ -71,7 +71,13 @@ from nvflare.app_common.widgets.model_publish_settings import (
     PublishSettings,
     load_publish_settings,
 )
-from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH, Outcome, inject_publisher
+from nvflare.app_common.widgets.model_publisher_injection import (
+    PUBLISHER_PATH,
+    Outcome,
+    inject_publisher,
+    job_launchers,
+    place_publisher,
+)
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
 from nvflare.fuel.f3.cellnet.utils import make_reply
@@ -129,7 +135,7 @@ class JobModelStore(Widget):
             fl_ctx,
             f"Job model store ready: {'publishes' if s.enabled else 'publishing disabled;'} "
             f"{s.component_for('global')} and {s.component_for('best')} (transfer {s.transfer}, "
-            f"drop from workspace {s.drop_from_workspace})",
+            f"drop from workspace {s.drop_from_workspace}, job images have the fork {s.job_images_have_fork})",
         )
 
     def _on_before_job_launch(self, event_type: str, fl_ctx: FLContext):
@@ -139,6 +145,10 @@ class JobModelStore(Widget):
         if not job_id or not (self.settings and self.settings.enabled):
             return
         try:
+            placement = place_publisher(job_launchers(fl_ctx), job_meta, self.settings.job_images_have_fork)
+            if not placement.has_fork:
+                self.log_info(fl_ctx, f"Job {job_id}: model publisher not added: {placement.reason}")
+                return
             if not self._publisher_allowed(fl_ctx):
                 self.log_error(
                     fl_ctx,
@@ -150,7 +160,7 @@ class JobModelStore(Widget):
             config_path = os.path.join(workspace.get_app_config_dir(job_id), JobConstants.SERVER_JOB_CONFIG)
             outcome = inject_publisher(config_path)
             if outcome == Outcome.INJECTED:
-                self.log_info(fl_ctx, f"Added the model publisher to job {job_id}")
+                self.log_info(fl_ctx, f"Added the model publisher to job {job_id} ({placement.reason})")
             elif outcome == Outcome.NO_JSON_CONFIG:
                 self.log_warning(
                     fl_ctx, f"Job {job_id}: model publisher not added: {config_path} is missing (non-JSON config?)"
