@@ -25,10 +25,12 @@ headers are genuine; this store then requires that identity to be the job proces
 sending cell to be ``server.<job id>``. Anything else - a client site's job cell, another
 job's server process - is refused and logged.
 
-Same host (the default process launcher): the job process names a file in its run
-folder, and the store hard-links it (or copies it when a link is impossible), so no bytes
-cross the network stack. Otherwise (container launchers) the store pulls the file from
-the job process and checks it against the sender's sha256.
+Same file (the default process launcher; the docker launcher, which bind-mounts the run
+folder): the job process names a file in its run folder, and the store hard-links it (or
+copies it when a link is impossible), so no bytes cross the network stack. Otherwise
+(the k8s launcher's emptyDir) the store pulls the file from the job process and checks it
+against the sender's sha256. Jobs whose server process runs from its own image get the
+publisher only when that image is declared to have the fork (model_publisher_injection).
 
 The record's sha256 on the same-host path: the job process hashes its model files while
 the job trains (model_prehash) and sends the hash with the request when the file is still
