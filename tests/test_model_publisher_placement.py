@@ -19,12 +19,20 @@ The real launch through a launcher whose job process lacks the fork is in
 test_container_pod_path.py.
 """
 
+import json
+
 import pytest
 
 from nvflare.apis.fl_constant import FLContextKey
 from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.job_launcher.server_process_launcher import ServerProcessJobLauncher
-from nvflare.app_common.widgets.model_publisher_injection import JOB_META_KEY, job_launchers, place_publisher
+from nvflare.app_common.widgets.model_publisher_injection import (
+    JOB_META_KEY,
+    job_launchers,
+    own_image_launchers,
+    place_publisher,
+    store_read_by_job_processes,
+)
 from nvflare.app_opt.job_launcher.docker_launcher import ServerDockerJobLauncher
 from nvflare.app_opt.job_launcher.k8s_launcher import ServerK8sJobLauncher
 
@@ -93,3 +101,36 @@ def test_launchers_that_claimed_the_job_are_the_ones_considered():
     claimed = k8s()
     ctx.set_prop(FLContextKey.JOB_LAUNCHER, [claimed], private=True, sticky=False)
     assert job_launchers(ctx) == [claimed]
+
+
+STORE = "nvflare.app_common.widgets.job_model_store.JobModelStore"
+
+
+def kit_with(tmp_path, **local_files):
+    (tmp_path / "startup").mkdir()
+    (tmp_path / "startup" / "fed_server.json").write_text('{"servers": []}')
+    (tmp_path / "local").mkdir()
+    for name, components in local_files.items():
+        (tmp_path / "local" / name.replace("__dot__", ".")).write_text(json.dumps({"components": components}))
+    from nvflare.apis.workspace import Workspace
+
+    return Workspace(root_dir=str(tmp_path), site_name="server")
+
+
+def test_store_in_resources_json_is_read_by_job_processes(tmp_path):
+    ws = kit_with(tmp_path, resources__dot__json=[{"id": "job_model_store", "path": STORE}])
+    assert store_read_by_job_processes(ws, STORE) == [str(tmp_path / "local" / "resources.json")]
+
+
+def test_store_in_a_parent_only_file_is_not(tmp_path):
+    ws = kit_with(
+        tmp_path,
+        resources__dot__json__dot__default=[{"id": "x", "path": "a.B"}],
+        job_model_store__p_resources__dot__json=[{"id": "job_model_store", "path": STORE}],
+    )
+    assert store_read_by_job_processes(ws, STORE) == []
+
+
+def test_own_image_launchers_are_named():
+    assert own_image_launchers([ServerProcessJobLauncher(), k8s()]) == ["ServerK8sJobLauncher"]
+    assert own_image_launchers([ServerProcessJobLauncher()]) == []

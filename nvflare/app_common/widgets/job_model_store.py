@@ -78,7 +78,9 @@ from nvflare.app_common.widgets.model_publisher_injection import (
     Outcome,
     inject_publisher,
     job_launchers,
+    own_image_launchers,
     place_publisher,
+    store_read_by_job_processes,
 )
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -132,6 +134,7 @@ class JobModelStore(Widget):
             self.log_error(fl_ctx, f"Model publishing is off: {e}")
         cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
         self._engine, self._cell = engine, cell
+        self._warn_if_job_images_must_build_the_store(fl_ctx, engine)
         s = self.settings
         self.log_info(
             fl_ctx,
@@ -171,6 +174,23 @@ class JobModelStore(Widget):
                 self.log_debug(fl_ctx, f"Job {job_id}: model publisher {outcome}")
         except Exception as e:
             self.log_error(fl_ctx, f"Job {job_id}: could not add the model publisher: {secure_format_exception(e)}")
+
+    def _warn_if_job_images_must_build_the_store(self, fl_ctx: FLContext, engine):
+        try:
+            own = own_image_launchers(job_launchers(fl_ctx))
+            files = store_read_by_job_processes(engine.get_workspace(), f"{type(self).__module__}.{type(self).__name__}")
+        except Exception as e:
+            self.log_debug(fl_ctx, f"could not check where the job model store is declared: {secure_format_exception(e)}")
+            return
+        if own and files:
+            self.log_warning(
+                fl_ctx,
+                f"The job model store is declared in {', '.join(files)}, which each job's server process reads "
+                f"too; with {', '.join(own)} that process runs from the job's own image, and an image without the "
+                f"nvflare model fork cannot build it (the job fails). Move the job_model_store component to "
+                f"local/job_model_store__p_resources.json (read by the server parent only), as "
+                f"`nvflare deploy prepare` does",
+            )
 
     @staticmethod
     def _publisher_allowed(fl_ctx: FLContext) -> bool:

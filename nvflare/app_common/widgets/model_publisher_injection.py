@@ -72,11 +72,34 @@ def job_launchers(fl_ctx) -> list:
     return found
 
 
-def place_publisher(launchers: list, job_meta: dict, job_images_have_fork: bool) -> Placement:
-    """Decide whether the job's server process has the fork (so the publisher may be added)."""
+def own_image_launchers(launchers: list) -> list:
+    """Names of the launchers that start the job's server process from another image than ours."""
     from nvflare.app_common.job_launcher.process_launcher import ProcessJobLauncher
 
-    own_images = sorted({type(x).__name__ for x in launchers if not isinstance(x, ProcessJobLauncher)})
+    return sorted({type(x).__name__ for x in launchers if not isinstance(x, ProcessJobLauncher)})
+
+
+def store_read_by_job_processes(workspace, store_path: str) -> list:
+    """The config files a job's server process reads (upstream's rule) that declare the store.
+
+    The store is built only in the server parent, but a job process from a stock image
+    must build every component of these files and cannot import the store.
+    """
+    found = []
+    for path in workspace.get_config_files_for_startup(is_server=True, for_job=True):
+        try:
+            with open(path) as f:
+                components = json.load(f).get("components") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        if any(isinstance(c, dict) and c.get("path") == store_path for c in components):
+            found.append(path)
+    return found
+
+
+def place_publisher(launchers: list, job_meta: dict, job_images_have_fork: bool) -> Placement:
+    """Decide whether the job's server process has the fork (so the publisher may be added)."""
+    own_images = own_image_launchers(launchers)
     if not own_images:
         return Placement(True, "the job's server process runs from this server's installation")
     where = f"its server process runs from the job's own image ({', '.join(own_images)})"
