@@ -27,6 +27,7 @@ Two "images": the fork, and stock nvflare 2.9.0 (the upstream wheel, no overlay 
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -89,15 +90,21 @@ def test_the_stock_image_lacks_the_forks_modules(images):
     assert fork.returncode == 0 and fork.stdout.strip() == "2.9.0+model.1", fork.stderr
 
 
-def start_system(root: Path, configure_kit) -> FlareSystem:
+def start_system(root: Path, configure_kit, keep_store_in_resources: bool = False) -> FlareSystem:
     system = FlareSystem(root)
     system.prepare()
+    store_kept = (system.server_dir / "local" / "resources.json").read_text() if keep_store_in_resources else None
     configure_kit(system.server_dir)
     # as deploy prepare does: the job store in the workspace (POC's /tmp/nvflare/jobs-storage
     # is shared by every POC system on the host, and another server would take our jobs)
     from nvflare.tool.deploy import deploy_common
 
     deploy_common._relocate_server_storage_to_workspace(system.server_dir, str(system.server_dir))
+    if store_kept:  # configured by hand: the store left where every process reads it
+        resources = json.loads((system.server_dir / "local" / "resources.json.default").read_text())
+        resources["components"] += [c for c in json.loads(store_kept)["components"] if c["id"] == "job_model_store"]
+        (system.server_dir / "local" / "resources.json.default").write_text(json.dumps(resources, indent=2))
+        (system.server_dir / "local" / "job_model_store__p_resources.json").unlink()
     # upstream's prepare leaves only resources.json.default; the tests read resources.json
     local = system.server_dir / "local"
     shutil.copyfile(local / "resources.json.default", local / "resources.json")
@@ -108,9 +115,19 @@ def start_system(root: Path, configure_kit) -> FlareSystem:
 
 @pytest.fixture(scope="module")
 def k8s_system(tmp_path_factory, images):
-    from nvflare.tool.deploy import deploy_common, k8s_deploy
-
     root = tmp_path_factory.mktemp("flare_k8s")
+    system = None
+    try:
+        system = start_system(root, k8s_kit_configurer(root, images))
+        system.pods = root / "pods"
+        yield system
+    finally:
+        if system:
+            system.stop()
+
+
+def k8s_kit_configurer(root: Path, images: dict):
+    from nvflare.tool.deploy import deploy_common, k8s_deploy
 
     def configure(kit: Path):
         deploy_common._patch_resources(kit, "k8s_launcher", "pod_launchers.LocalK8sServerJobLauncher", {
@@ -119,14 +136,7 @@ def k8s_system(tmp_path_factory, images):
         })
         k8s_deploy._patch_comm_config_for_k8s(kit, "server", "server", free_port(), server_service_name="localhost")
 
-    system = None
-    try:
-        system = start_system(root, configure)
-        system.pods = root / "pods"
-        yield system
-    finally:
-        if system:
-            system.stop()
+    return configure
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +268,28 @@ def test_docker_container_from_a_stock_image_declared_by_the_job_runs_as_upstrea
         f"Job {job_id}: model publisher not added: its server process runs from the job's own image "
         "(LocalDockerServerJobLauncher) and the job's meta.json sets model_publish_job_image_has_fork false"
     ) in log
+
+
+def test_store_left_where_job_processes_read_it_is_reported_and_fails_stock_jobs(tmp_path_factory, images, tmp_path):
+    """Why deploy prepare moves the store: configured by hand, a stock job image cannot build it."""
+    root = tmp_path_factory.mktemp("flare_k8s_by_hand")
+    system = None
+    try:
+        system = start_system(root, k8s_kit_configurer(root, images), keep_store_in_resources=True)
+        system.pods = root / "pods"
+        log = system.console_log.read_text(errors="replace")
+        assert re.search(r"The job model store is declared in \S+/local/resources\.json, which", log), log[-3000:]
+        assert (
+            "/local/resources.json, which each job's server "
+            "process reads too; with LocalK8sServerJobLauncher that process runs from the job's own image, and an "
+            "image without the nvflare model fork cannot build it (the job fails). Move the job_model_store "
+            "component to local/job_model_store__p_resources.json (read by the server parent only), as "
+            "`nvflare deploy prepare` does"
+        ) in log
+        job_id, status, components = run_and_catch_finish(system, job_in_image(tmp_path, "k8s", STOCK_IMAGE))
+        assert status != "FINISHED:COMPLETED" and not [c for c in components if c.startswith("MODEL_")]
+        pod_log = (pod_of(system, job_id) / "container.log").read_text(errors="replace")
+        assert "nvflare.app_common.widgets.job_model_store" in pod_log, pod_log[-3000:]
+    finally:
+        if system:
+            system.stop()

@@ -14,9 +14,11 @@
 """Store each job's published models in the job store, before the job shows as finished.
 
 Lives in the server parent process (SP), declared in the server's ``local/resources.json``
-(new kits and POC systems have it). It adds the ModelPublisher to every job at launch and
-stores what that publisher sends, as ``MODEL_<name>`` components with a record (sha256,
-size, original file name, format) in the job meta so downloaders can verify the bytes.
+(new kits and POC systems have it; kits from ``nvflare deploy prepare`` in the parent-only
+``local/job_model_store__p_resources.json``). It adds the ModelPublisher to every job at
+launch whose server process has the fork, and stores what that publisher sends, as
+``MODEL_<name>`` components with a record (sha256, size, original file name, format) in
+the job meta so downloaders can verify the bytes.
 
 Only a job's own server process may create MODEL_ components. The parent's
 authentication filter has already checked, for every message, that the signed identity
