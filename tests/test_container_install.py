@@ -156,7 +156,11 @@ def test_install_script_refuses_upstream_then_installs_and_pins_the_fork(
 def test_repo_dockerfile_uses_the_same_install_script(repo):
     text = (repo / "docker" / "Dockerfile").read_text()
     assert f"COPY nvflare/lighter/impl/{SCRIPT} /tmp/nvflare-fork/" in text
-    assert f"RUN sh /tmp/nvflare-fork/{SCRIPT} /tmp/nvflare-fork/nvflare-*.whl /etc/nvflare-constraints.txt" in text
+    joined = re.sub(r"\\\n\s*", "", text)  # instructions with their continuation lines
+    assert re.search(
+        rf"\nRUN (\w+=\S+ )*sh /tmp/nvflare-fork/{SCRIPT} /tmp/nvflare-fork/nvflare-\*\.whl /etc/nvflare-constraints\.txt",
+        joined,
+    )
     assert "ENV PIP_CONSTRAINT=/etc/nvflare-constraints.txt" in text
     for line in text.splitlines():
         if line.startswith("COPY ") and "--from" not in line:

@@ -37,8 +37,15 @@ def test_defaults():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (
         "PublishSettings(enabled=True, global_name='global_model', best_name='best_global_model', "
-        "transfer='auto', drop_from_workspace=False, timeout=600.0)"
+        "transfer='auto', drop_from_workspace=False, timeout=600.0, job_images_have_fork=False)"
     )
+
+
+@pytest.mark.parametrize("word, value", [("true", True), ("Yes", True), ("1", True), ("false", False), ("0", False)])
+def test_job_images_have_fork_reads_true_and_false_words(word, value):
+    proc = read_settings(model_publish_job_images_have_fork=word)
+    assert proc.returncode == 0, proc.stderr
+    assert f"job_images_have_fork={value})" in proc.stdout
 
 
 def test_environment_overrides():
@@ -67,6 +74,10 @@ def test_environment_overrides():
             {"model_publish_timeout": "soon"},
             "invalid model publishing setting model_publish_timeout: var model_publish_timeout's value 'soon' "
             "cannot be converted to float",
+        ),
+        (
+            {"model_publish_job_images_have_fork": "ture"},
+            "invalid model publishing setting model_publish_job_images_have_fork: 'ture' must be true or false",
         ),
     ],
 )

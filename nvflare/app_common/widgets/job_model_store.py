@@ -14,9 +14,11 @@
 """Store each job's published models in the job store, before the job shows as finished.
 
 Lives in the server parent process (SP), declared in the server's ``local/resources.json``
-(new kits and POC systems have it). It adds the ModelPublisher to every job at launch and
-stores what that publisher sends, as ``MODEL_<name>`` components with a record (sha256,
-size, original file name, format) in the job meta so downloaders can verify the bytes.
+(new kits and POC systems have it; kits from ``nvflare deploy prepare`` in the parent-only
+``local/job_model_store__p_resources.json``). It adds the ModelPublisher to every job at
+launch whose server process has the fork, and stores what that publisher sends, as
+``MODEL_<name>`` components with a record (sha256, size, original file name, format) in
+the job meta so downloaders can verify the bytes.
 
 Only a job's own server process may create MODEL_ components. The parent's
 authentication filter has already checked, for every message, that the signed identity
@@ -25,10 +27,12 @@ headers are genuine; this store then requires that identity to be the job proces
 sending cell to be ``server.<job id>``. Anything else - a client site's job cell, another
 job's server process - is refused and logged.
 
-Same host (the default process launcher): the job process names a file in its run
-folder, and the store hard-links it (or copies it when a link is impossible), so no bytes
-cross the network stack. Otherwise (container launchers) the store pulls the file from
-the job process and checks it against the sender's sha256.
+Same file (the default process launcher; the docker launcher, which bind-mounts the run
+folder): the job process names a file in its run folder, and the store hard-links it (or
+copies it when a link is impossible), so no bytes cross the network stack. Otherwise
+(the k8s launcher's emptyDir) the store pulls the file from the job process and checks it
+against the sender's sha256. Jobs whose server process runs from its own image get the
+publisher only when that image is declared to have the fork (model_publisher_injection).
 
 The store applies the publishing rule itself (run_folder_files), independently of the job
 process: the path, relative to the job's run folder as this process sees it, must lead to
@@ -77,7 +81,15 @@ from nvflare.app_common.widgets.model_publish_settings import (
     PublishSettings,
     load_publish_settings,
 )
-from nvflare.app_common.widgets.model_publisher_injection import PUBLISHER_PATH, Outcome, inject_publisher
+from nvflare.app_common.widgets.model_publisher_injection import (
+    PUBLISHER_PATH,
+    Outcome,
+    inject_publisher,
+    job_launchers,
+    own_image_launchers,
+    place_publisher,
+    store_read_by_job_processes,
+)
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -131,12 +143,13 @@ class JobModelStore(Widget):
             self.log_error(fl_ctx, f"Model publishing is off: {e}")
         cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
         self._engine, self._cell = engine, cell
+        self._warn_if_job_images_must_build_the_store(fl_ctx, engine)
         s = self.settings
         self.log_info(
             fl_ctx,
             f"Job model store ready: {'publishes' if s.enabled else 'publishing disabled;'} "
             f"{s.component_for('global')} and {s.component_for('best')} (transfer {s.transfer}, "
-            f"drop from workspace {s.drop_from_workspace})",
+            f"drop from workspace {s.drop_from_workspace}, job images have the fork {s.job_images_have_fork})",
         )
 
     def _on_before_job_launch(self, event_type: str, fl_ctx: FLContext):
@@ -146,6 +159,10 @@ class JobModelStore(Widget):
         if not job_id or not (self.settings and self.settings.enabled):
             return
         try:
+            placement = place_publisher(job_launchers(fl_ctx), job_meta, self.settings.job_images_have_fork)
+            if not placement.has_fork:
+                self.log_info(fl_ctx, f"Job {job_id}: model publisher not added: {placement.reason}")
+                return
             if not self._publisher_allowed(fl_ctx):
                 self.log_error(
                     fl_ctx,
@@ -157,7 +174,7 @@ class JobModelStore(Widget):
             config_path = os.path.join(workspace.get_app_config_dir(job_id), JobConstants.SERVER_JOB_CONFIG)
             outcome = inject_publisher(config_path)
             if outcome == Outcome.INJECTED:
-                self.log_info(fl_ctx, f"Added the model publisher to job {job_id}")
+                self.log_info(fl_ctx, f"Added the model publisher to job {job_id} ({placement.reason})")
             elif outcome == Outcome.NO_JSON_CONFIG:
                 self.log_warning(
                     fl_ctx, f"Job {job_id}: model publisher not added: {config_path} is missing (non-JSON config?)"
@@ -166,6 +183,23 @@ class JobModelStore(Widget):
                 self.log_debug(fl_ctx, f"Job {job_id}: model publisher {outcome}")
         except Exception as e:
             self.log_error(fl_ctx, f"Job {job_id}: could not add the model publisher: {secure_format_exception(e)}")
+
+    def _warn_if_job_images_must_build_the_store(self, fl_ctx: FLContext, engine):
+        try:
+            own = own_image_launchers(job_launchers(fl_ctx))
+            files = store_read_by_job_processes(engine.get_workspace(), f"{type(self).__module__}.{type(self).__name__}")
+        except Exception as e:
+            self.log_debug(fl_ctx, f"could not check where the job model store is declared: {secure_format_exception(e)}")
+            return
+        if own and files:
+            self.log_warning(
+                fl_ctx,
+                f"The job model store is declared in {', '.join(files)}, which each job's server process reads "
+                f"too; with {', '.join(own)} that process runs from the job's own image, and an image without the "
+                f"nvflare model fork cannot build it (the job fails). Move the job_model_store component to "
+                f"local/job_model_store__p_resources.json (read by the server parent only), as "
+                f"`nvflare deploy prepare` does",
+            )
 
     @staticmethod
     def _publisher_allowed(fl_ctx: FLContext) -> bool:

@@ -35,6 +35,7 @@ BEST_NAME = "model_publish_best_name"
 TRANSFER = "model_publish_transfer"
 DROP_FROM_WORKSPACE = "model_publish_drop_from_workspace"
 TIMEOUT = "model_publish_timeout"
+JOB_IMAGES_HAVE_FORK = "model_publish_job_images_have_fork"
 
 TRANSFER_AUTO = "auto"  # link/copy when the job process shares our filesystem, else stream
 TRANSFERS = (TRANSFER_AUTO, MODE_STREAM)
@@ -50,6 +51,9 @@ class PublishSettings:
     transfer: str = TRANSFER_AUTO
     drop_from_workspace: bool = False
     timeout: float = DEFAULT_TIMEOUT
+    # Launchers that run a job's server process from its own image (k8s, docker, slurm):
+    # the operator's word that those images contain the fork, so the publisher can be added.
+    job_images_have_fork: bool = False
 
     def component_for(self, kind: str) -> str:
         name = self.best_name if kind == KIND_BEST else self.global_name
@@ -67,6 +71,16 @@ def publish_timeout() -> float:
     if value <= 0:
         raise ValueError(f"{TIMEOUT} must be a positive number of seconds, got {value!r}")
     return value
+
+
+def _strict_bool(key: str, value) -> bool:
+    # Not get_bool_var: it reads any unknown word ("ture") as false, silently.
+    word = str(value).strip().lower()
+    if word in ("true", "yes", "1"):
+        return True
+    if word in ("false", "no", "0"):
+        return False
+    raise ValueError(f"invalid model publishing setting {key}: {value!r} must be true or false")
 
 
 def load_publish_settings() -> PublishSettings:
@@ -88,6 +102,9 @@ def load_publish_settings() -> PublishSettings:
         transfer=get(ConfigService.get_str_var, TRANSFER, defaults.transfer),
         drop_from_workspace=get(ConfigService.get_bool_var, DROP_FROM_WORKSPACE, defaults.drop_from_workspace),
         timeout=publish_timeout(),
+        job_images_have_fork=_strict_bool(
+            JOB_IMAGES_HAVE_FORK, get(ConfigService.get_str_var, JOB_IMAGES_HAVE_FORK, defaults.job_images_have_fork)
+        ),
     )
     for key, kind in ((GLOBAL_NAME, KIND_GLOBAL), (BEST_NAME, KIND_BEST)):
         problem = component_name_problem(settings.component_for(kind))
