@@ -71,8 +71,14 @@ def component_kind(name: str) -> str:
 
 
 def download_right(component: str) -> str:
-    """The right a download of ``component`` needs (see the module docstring)."""
-    if component in FIXED_COMPONENTS or component.startswith(DataTypes.MODEL.value + "_"):
+    """The right a download of ``component`` needs (see the module docstring).
+
+    A name the rule refuses downloads nothing (the handler says why), so it keeps the
+    command's own right and every user sees the same name-rule message as before.
+    """
+    if component_name_problem(component) or component in FIXED_COMPONENTS:
+        return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
+    if component.startswith(DataTypes.MODEL.value + "_"):
         return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
     return AdminCommandNames.DOWNLOAD_JOB_COMPONENTS
 
