@@ -117,9 +117,9 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
     system, job_id = bounded
     server = system.server_parent()
     assert server.rlimit(psutil.RLIMIT_NOFILE) == (NOFILE, NOFILE)
-    commands = itertools.cycle(
-        [f"download_job_component {job_id} MODEL_big", f"download_job {job_id}", f"download_job_components {job_id}"]
-    )
+    # both download commands a lead may run on their own job (download_job_components is
+    # project_admin's: refused by authorization before any limit)
+    commands = itertools.cycle([f"download_job_component {job_id} MODEL_big", f"download_job {job_id}"])
     fds_before = server.num_fds()
     expected = session_limit_message(SESSION_LIMIT, IDLE_TIMEOUT)
     with system.session(LEAD) as flooder:
@@ -391,3 +391,29 @@ def test_transfer_is_bound_to_the_login_certificate(bounded, tmp_path, reliabili
         "<16 hex>...), not to this one (sha256 <16 hex>...)`; the certificate the session logged in with gets the "
         "whole file",
     )
+
+
+def test_an_upstream_client_leaves_no_offer_behind(bounded, tmp_path):
+    """download_job pulled the upstream way (DownloadService only, the direct offer ignored):
+    when DownloadService's transaction is done, the offer's transfers are released too, and
+    they never held a descriptor."""
+    from nvflare.fuel.f3.streaming.file_downloader import download_file
+    from nvflare.fuel.hci.component_range_defs import DIRECT_FILES
+    from nvflare.fuel.hci.proto import MetaKey
+
+    system, job_id = bounded
+    with system.session(LEAD) as sess:
+        result = execute(sess, f"download_job {job_id}")
+        assert is_open(result), result
+        meta = result["meta"]
+        offered = [t[TRANSFER_ID] for t in meta[DIRECT_FILES].values()]
+        assert len(offered) == len(meta[MetaKey.FILES]) >= 3
+        assert held_files(system) == []
+        for rel_path, ref_id in meta[MetaKey.FILES]:
+            error, path = download_file(meta[MetaKey.SOURCE_FQCN], ref_id, 10.0, sess.api.cell, location=str(tmp_path))
+            assert error is None, error
+        released = "range transfer {} ended (released: its download's files are gone)"
+        wait_until(lambda: all(released.format(t) in server_log(system) for t in offered), timeout=30)
+        # the session's downloads are free again: SESSION_LIMIT new ones open
+        opened = [execute(sess, f"download_job_component {job_id} MODEL_big") for _ in range(SESSION_LIMIT)]
+        assert all(is_open(r) for r in opened), [refusal(r) for r in opened]

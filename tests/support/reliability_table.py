@@ -51,7 +51,7 @@ SCENARIOS = {
     "12a": ("Site logs through download_job_component",
             "leads, org_admins and members download other sites' LOG_/ERRORLOG_ components of jobs they may download"),
     "12b": ("Download flood from one account",
-            "~600 raw download_job_component / download_job / download_job_components commands in a few seconds "
+            "600 raw download_job_component / download_job commands in a few seconds "
             "through one admin session, server parent limited to 512 file descriptors (RLIMIT_NOFILE)"),
     "12c": ("Downloads from many sessions", "the same account logs in again and again to open more downloads"),
     "12d": ("Many readers of one transfer", "60 HTTPS GETs of one direct transfer that never read the body"),
