@@ -16,15 +16,21 @@ they send, on a real system whose server parent may open only 512 file descripto
 
 The system of this module sets small limits so they are reached quickly:
 admin_download_session_limit=4, admin_download_server_limit=10,
-admin_download_response_timeout=4 (s), admin_download_timeout=600 (s). The attacks are
+admin_download_response_timeout=4 (s), admin_download_timeout=600 (s); its
+authorization.json grants leads download_job_components on their own jobs. The attacks are
 the ones the security review reproduced: a flood of raw download commands from one
 account (it exhausted 512 descriptors in 6 s and stopped job scheduling), more sessions
 to get around a per-session bound, 60 GETs of one transfer that never read (+200 MiB
 server RSS), a reader that stops, and a certificate that only shares the admin's name.
+
+Behaviour test (with test_download_component_authz) of
+admin-server-audit-refused-commands-and-sweep-stale-transfer-folders.patch: without it no
+download limit applies and no login certificate is recorded (no direct route is offered).
 """
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import socket
@@ -71,6 +77,11 @@ def bounded(tmp_path_factory):
             admin_download_response_timeout=RESPONSE_TIMEOUT,
             admin_download_timeout=IDLE_TIMEOUT,
         )
+        # the site's own policy: leads may download the sites' components of their own jobs
+        local = system.server_dir / "local"
+        policy = json.loads((local / "authorization.json.default").read_text())
+        policy["permissions"]["lead"]["download_job_components"] = "n:submitter"
+        (local / "authorization.json").write_text(json.dumps(policy, indent=2))
         system.start()
         # what the review did: a server whose parent may hold 512 descriptors
         server = system.server_parent()
@@ -78,6 +89,7 @@ def bounded(tmp_path_factory):
         job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1), user=LEAD)
         assert meta["status"] == "FINISHED:COMPLETED", meta
         JobStore(system.jobs_storage).put(job_id, "MODEL_big", os.urandom(SIZE))
+        JobStore(system.jobs_storage).put(job_id, "LOG_site-1", b"site-1 log", record=False)
         yield system, job_id
     finally:
         system.stop()
@@ -417,3 +429,19 @@ def test_an_upstream_client_leaves_no_offer_behind(bounded, tmp_path):
         # the session's downloads are free again: SESSION_LIMIT new ones open
         opened = [execute(sess, f"download_job_component {job_id} MODEL_big") for _ in range(SESSION_LIMIT)]
         assert all(is_open(r) for r in opened), [refusal(r) for r in opened]
+
+
+def test_site_components_follow_the_sites_policy(bounded, tmp_path):
+    """This server's policy grants leads download_job_components (n:submitter): the lead gets
+    the site's log of their job; the org admin, who may download its models, does not."""
+    system, job_id = bounded
+    with system.session(LEAD) as lead:
+        path = lead.download_job_component(job_id, "LOG_site-1", str(tmp_path / "lead"))
+        assert Path(path).read_bytes() == b"site-1 log"
+    with system.session(ORG_ADMIN) as org_admin:
+        assert sha256(org_admin.download_job_component(job_id, "MODEL_big", str(tmp_path / "oa"))) == sha256(
+            system.job_store_dir(job_id) / "MODEL_big"
+        )
+        with pytest.raises(Exception) as e:
+            org_admin.download_job_component(job_id, "LOG_site-1", str(tmp_path / "oa"))
+        assert str(e.value) == f"Authorization Error: user '{ORG_ADMIN}' is not authorized for 'download_job_components'"
