@@ -44,6 +44,7 @@ from downloads import wait_until
 from flare_system import PROJECT_ADMIN, FlareSystem
 from job_components import LEAD, ORG_ADMIN, JobStore, sha256, write_numpy_job
 
+from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.f3.drivers.direct_download_route import BUSY, ROUTE, TRANSFER_HEADER
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
@@ -442,6 +443,9 @@ def test_site_components_follow_the_sites_policy(bounded, tmp_path):
         assert sha256(org_admin.download_job_component(job_id, "MODEL_big", str(tmp_path / "oa"))) == sha256(
             system.job_store_dir(job_id) / "MODEL_big"
         )
-        with pytest.raises(Exception) as e:
+        with pytest.raises(AuthorizationError) as e:
             org_admin.download_job_component(job_id, "LOG_site-1", str(tmp_path / "oa"))
-        assert str(e.value) == f"Authorization Error: user '{ORG_ADMIN}' is not authorized for 'download_job_components'"
+        assert str(e.value) == (  # the FLARE API's wording around the server's reason
+            f"user not authorized for the action 'download_job_component {job_id} LOG_site-1 {tmp_path / 'oa'}: "
+            f"user '{ORG_ADMIN}' is not authorized for 'download_job_components''"
+        )

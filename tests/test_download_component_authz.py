@@ -169,4 +169,4 @@ def test_fixed_components_follow_download_job(flare_system, jobs, user):
                 with pytest.raises(Exception) as e:
                     sess.download_job_component(job_id, name)
                 assert not isinstance(e.value, AuthorizationError)
-                assert f"component {name} is part of every job: download it with download_job" in str(e.value)
+                assert str(e.value) == f"syntax error: component '{name}' is part of every job: download it with download_job"
