@@ -74,8 +74,11 @@ def record_login(conn, args) -> None:
         return
     if session is None or not fingerprint:
         return
-    admin = conn.get_prop(ConnProps.ADMIN_SERVER)
-    live = set(admin.sess_mgr.sessions) if admin is not None and getattr(admin, "sess_mgr", None) else None
+    session_mgr = getattr(conn.get_prop(ConnProps.ADMIN_SERVER), "sess_mgr", None)
+    live = None
+    if session_mgr is not None:
+        with session_mgr.sess_update_lock:
+            live = set(session_mgr.sessions)
     with _lock:
         if live is not None:  # forget sessions that ended
             for sid in [s for s in _fingerprints if s not in live]:
