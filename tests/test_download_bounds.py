@@ -135,6 +135,8 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
     commands = itertools.cycle([f"download_job_component {job_id} MODEL_big", f"download_job {job_id}"])
     fds_before = server.num_fds()
     expected = session_limit_message(SESSION_LIMIT, IDLE_TIMEOUT)
+    with system.session(PROJECT_ADMIN) as sess:  # a job that trains through the flood
+        running = sess.submit_job(str(write_numpy_job(tmp_path / "running", n_clients=1, train_seconds=15)))
     with system.session(LEAD) as flooder:
         started = time.time()
         results = [execute(flooder, next(commands)) for _ in range(FLOOD)]
@@ -153,6 +155,9 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
         assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
         job2, meta = system.submit_and_wait(write_numpy_job(tmp_path / "job2", n_clients=1), timeout=240)
         assert meta["status"] == "FINISHED:COMPLETED", meta
+        with system.session(PROJECT_ADMIN) as sess:
+            sess.wait_for_job(running, timeout=240, poll_interval=0.5)
+            assert sess.get_job_meta(running)["status"] == "FINISHED:COMPLETED"
         # the flooder stays refused until its downloads end
         assert refusal(execute(flooder, f"download_job_component {job_id} MODEL_big")) == expected
     # its logout released them: the same account downloads again
@@ -166,8 +171,9 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
         "12b",
         f"{SESSION_LIMIT} downloads opened (admin_download_session_limit={SESSION_LIMIT}), every other command "
         f"refused and audited: `{session_limit_message(SESSION_LIMIT, IDLE_TIMEOUT)}`; no store or transfer file "
-        "held open by the offers, server descriptors +<16; meanwhile another admin downloads the 48 MiB model "
-        "(sha256 verified) and a new job is scheduled and FINISHED:COMPLETED; no `Too many open files`; after "
+        "held open by the offers, server descriptors +<16; a job running through the flood and a job submitted after "
+        "it both end FINISHED:COMPLETED, another admin downloads the 48 MiB model (sha256 verified); no `Too many "
+        "open files`; after "
         "logout the account downloads again",
     )
     assert elapsed < 120, elapsed
