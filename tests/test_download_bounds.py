@@ -166,7 +166,8 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
     assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
     log = (system.server_dir / "log.txt").read_text(errors="replace")
     assert "Too many open files" not in log
-    assert audit_refusals(system, LEAD, "REFUSED: download refused: this admin session already has") >= FLOOD - SESSION_LIMIT
+    refused_lines = audit_refusals(system, LEAD, "REFUSED: download refused: this admin session already has")
+    assert refused_lines >= FLOOD - SESSION_LIMIT, refused_lines
     reliability.record(
         "12b",
         f"{SESSION_LIMIT} downloads opened (admin_download_session_limit={SESSION_LIMIT}), every other command "

@@ -110,7 +110,8 @@ def test_same_rights_as_download_job(flare_system, jobs, user, tmp_path, reliabi
             (tmp_path / "c" / "MODEL_global_model").unlink()
         else:
             for command in ("download_job", "download_job_component"):
-                assert refusals(flare_system, user, command, job_id, " MODEL_global_model" if "_c" in command else "") == [
+                args = " MODEL_global_model" if command == "download_job_component" else ""
+                assert refusals(flare_system, user, command, job_id, args) == [
                     f"Authorization Error: user '{user}' is not authorized for '{command}'"
                 ], (command, submitter)
     reliability.record(
@@ -123,8 +124,9 @@ def test_same_rights_as_download_job(flare_system, jobs, user, tmp_path, reliabi
 
 @pytest.mark.parametrize("user", list(EXPECTED))
 def test_site_components_need_upstreams_right(flare_system, jobs, user, tmp_path, reliability):
-    """LOG_/ERRORLOG_ (every kind but MODEL_ that a store may hold): allowed exactly where upstream's download_job_components
-    is (only project_admin under the default policy), whatever download_job allows."""
+    """LOG_/ERRORLOG_ (every kind but MODEL_ that a store may hold): allowed exactly where
+    upstream's download_job_components is (only project_admin under the default policy),
+    whatever download_job allows."""
     for submitter, job_id in jobs.items():
         with flare_system.session(user) as sess:
             upstream = allowed(lambda: sess.download_job_components(job_id))
@@ -169,4 +171,5 @@ def test_fixed_components_follow_download_job(flare_system, jobs, user):
                 with pytest.raises(Exception) as e:
                     sess.download_job_component(job_id, name)
                 assert not isinstance(e.value, AuthorizationError)
-                assert str(e.value) == f"syntax error: component '{name}' is part of every job: download it with download_job"
+                expected = f"syntax error: component '{name}' is part of every job: download it with download_job"
+                assert str(e.value) == expected

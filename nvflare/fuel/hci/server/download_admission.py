@@ -56,7 +56,10 @@ def _transactions(session_mgr) -> dict:
     """{session id: number of open downloads} from the session manager's bindings."""
     with session_mgr.sess_update_lock:
         bindings = {sid: list(txs) for sid, txs in session_mgr.downloads.items()}
-    return {sid: len({t[: -len(OFFER_SUFFIX)] if t.endswith(OFFER_SUFFIX) else t for t in txs}) for sid, txs in bindings.items()}
+    def download(tx_id: str) -> str:
+        return tx_id[: -len(OFFER_SUFFIX)] if tx_id.endswith(OFFER_SUFFIX) else tx_id
+
+    return {sid: len({download(t) for t in txs}) for sid, txs in bindings.items()}
 
 
 def _seconds(timeout: float) -> str:
