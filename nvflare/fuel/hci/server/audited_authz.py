@@ -80,7 +80,7 @@ def _admit_download(conn: Connection) -> bool:
     entry = conn.get_prop(ConnProps.CMD_ENTRY)
     admin = conn.get_prop(ConnProps.ADMIN_SERVER)
     session_mgr = getattr(admin, "sess_mgr", None)
-    if entry is None or session_mgr is None:
+    if entry is None or session_mgr is None or entry.name not in download_admission.DOWNLOAD_COMMANDS:
         return True
     from nvflare.fuel.hci.server.download_settings import admin_download_timeout
 
