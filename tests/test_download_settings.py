@@ -234,6 +234,17 @@ CHECK = (
     "from nvflare.fuel.hci.server.download_settings import check_download_settings as c\n"
     "try:\n    print(c(1805.0))\nexcept Exception as e:\n    print(type(e).__name__ + ': ' + str(e))\n"
 )
+LIMITS = "from nvflare.fuel.hci.server.download_settings import download_limits as d\nprint(tuple(d()))\n"
+
+
+def test_limit_defaults_and_environment():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
+    out = subprocess.run([sys.executable, "-c", LIMITS], env=clean, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0)", out.stderr
+    env = {"NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "3", "NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "5",
+           "NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "7.5"}
+    out = subprocess.run([sys.executable, "-c", LIMITS], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5)", out.stderr
 
 
 @pytest.mark.parametrize(
@@ -257,6 +268,18 @@ CHECK = (
          "ConfigError: invalid admin_download_chunk_size (server local/resources.json, --set "
          "admin_download_chunk_size=..., or env NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and "
          "268435456 bytes"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "0"},
+         "ConfigError: invalid admin_download_session_limit (server local/resources.json, --set "
+         "admin_download_session_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT): 0 must be a whole number "
+         "from 1 to 100000"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "lots"},
+         "ConfigError: invalid admin_download_server_limit (server local/resources.json, --set "
+         "admin_download_server_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT): var admin_download_server_limit's "
+         "value 'lots' cannot be converted to int: invalid literal for int() with base 10: 'lots'"),
+        ({"NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "0.5"},
+         "ConfigError: invalid admin_download_response_timeout (server local/resources.json, --set "
+         "admin_download_response_timeout=..., or env NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT): 0.5 must be a number "
+         "of seconds >= 1.0"),
     ],
 )
 def test_setting_values_and_messages(env, printed):

@@ -25,8 +25,17 @@ use (the same host, port and certificates, so no new port for firewalls or Kuber
 services), one route, and only transfers the admin server opened after authorizing a
 ``download_job_component`` command. A request names its transfer by the 128-bit random
 id that command returned over the admin's authenticated session; with mTLS the client
-certificate must also be the one of the admin who ran the command. Anything else gets a
-4xx with the reason, and the admin client falls back to the range transfer.
+certificate must be the very one (sha256 fingerprint) the admin's session logged in
+with. Anything else gets a 4xx with the reason, and the admin client falls back to the
+range transfer.
+
+Bounded: a transfer has at most one response at a time (a second GET gets 409 and the
+first goes on: replacing it would let a second reader cut the first); a block the reader
+does not take within admin_download_response_timeout closes the response; ending the
+transfer (done, cancelled, expired, logout) cuts its response at once; and the number of
+responses per session and server follows the download limits (the range server's
+transfers enforce them). The descriptor a response reads from is opened by its first
+byte and closed with it.
 
 The driver calls ``add_direct_download_route`` (a two-line patch) when it builds its
 aiohttp application; the admin server registers where transfers are looked up. Nothing
@@ -34,6 +43,7 @@ here imports the server, so the fuel layer stays below it.
 """
 
 import asyncio
+import hashlib
 import logging
 import threading
 from typing import Callable, Optional
@@ -51,6 +61,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _lookup: Optional[Callable] = None
 _listeners = 0
+_response_timeout = 60.0  # admin_download_response_timeout; the admin server sets it
 
 
 def set_transfer_lookup(lookup: Callable) -> None:
@@ -74,18 +85,47 @@ def add_direct_download_route(app) -> None:
         _listeners += 1
 
 
+class ResponseBusy(Exception):
+    """The transfer (or its session, or the server) cannot take another response now."""
+
+
+BUSY = (
+    "this transfer already has a response in progress: one response per transfer "
+    "(finish or close that one, or continue by ranges)"
+)
+
+
 class DirectSource:
     """What the route needs from an open transfer (the range server's transfers have it)."""
 
     size: int
     user: str
+    fingerprint: Optional[str]  # sha256 (hex) of the certificate the admin logged in with
 
-    def read(self, offset: int, length: int) -> bytes:
+    def begin_response(self, abort: Callable[[], None]) -> None:
+        """Claim the transfer's one response; ``abort()`` cuts it when the transfer ends.
+
+        Raises ResponseBusy (with the reason) if it cannot, LookupError if it ended,
+        OSError if the file cannot be opened.
+        """
+        raise NotImplementedError
+
+    def read_response(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def end_response(self) -> None:
         raise NotImplementedError
 
     def touch(self, served: int) -> None:
         """The admin is receiving: keep the transfer from expiring; count ``served`` bytes."""
         raise NotImplementedError
+
+
+def set_response_timeout(seconds: float) -> None:
+    """How long one block may wait for the admin to take it before the response is closed."""
+    global _response_timeout
+    with _lock:
+        _response_timeout = seconds
 
 
 def _refuse(status: int, reason: str):
@@ -94,11 +134,32 @@ def _refuse(status: int, reason: str):
     return web.Response(status=status, text=reason + "\n")
 
 
-def _peer_name(request) -> Optional[str]:
+def _peer(request) -> Optional[tuple]:
+    """(CN, sha256 of the certificate) of the TLS client, or None on a listener without TLS."""
     transport = request.transport
     if transport is None or transport.get_extra_info("sslcontext") is None:
         return None  # no TLS on this listener: the transfer id alone, like every other message here
-    return get_certificate_common_name(transport.get_extra_info("peercert")) or ""
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    cn = get_certificate_common_name(transport.get_extra_info("peercert")) or ""
+    return cn, (hashlib.sha256(der).hexdigest() if der else "")
+
+
+def _certificate_refusal(transfer_id: str, transfer, peer) -> Optional[str]:
+    cn, fingerprint = peer
+    if cn != transfer.user:
+        log.warning(f"direct download of transfer {transfer_id} refused: certificate {cn!r} is not {transfer.user!r}")
+        return f"this transfer belongs to {transfer.user}, not to the certificate's {cn or 'holder'}"
+    if not transfer.fingerprint or fingerprint != transfer.fingerprint:
+        log.warning(
+            f"direct download of transfer {transfer_id} refused: certificate sha256 {fingerprint[:16]} is not the "
+            f"one {transfer.user} logged in with ({(transfer.fingerprint or 'unknown')[:16]})"
+        )
+        return (
+            f"this transfer belongs to the certificate {transfer.user} logged in with "
+            f"(sha256 {(transfer.fingerprint or 'unknown')[:16]}...), not to this one (sha256 {fingerprint[:16]}...)"
+        )
+    return None
 
 
 async def _handle(request):
@@ -106,40 +167,77 @@ async def _handle(request):
 
     transfer_id = request.headers.get(TRANSFER_HEADER, "")
     with _lock:
-        lookup = _lookup
+        lookup, timeout = _lookup, _response_timeout
     transfer = lookup(transfer_id) if (lookup and transfer_id) else None
     if transfer is None:
         return _refuse(404, UNKNOWN)
-    peer = _peer_name(request)
-    if peer is not None and peer != transfer.user:
-        log.warning(f"direct download of transfer {transfer_id} refused: certificate {peer!r} is not {transfer.user!r}")
-        return _refuse(403, f"this transfer belongs to {transfer.user}, not to the certificate's {peer or 'holder'}")
+    peer = _peer(request)
+    if peer is not None:
+        refusal = _certificate_refusal(transfer_id, transfer, peer)
+        if refusal:
+            return _refuse(403, refusal)
+
+    loop = asyncio.get_running_loop()
+    transport = request.transport
+
+    def abort():
+        # from the thread that ended the transfer: cut the connection, buffered bytes too
+        loop.call_soon_threadsafe(transport.abort)
+
+    try:
+        transfer.begin_response(abort)
+    except LookupError:
+        return _refuse(404, UNKNOWN)
+    except ResponseBusy as e:
+        log.warning(f"direct download of transfer {transfer_id} refused: {e}")
+        return _refuse(409, str(e))
+    except OSError as e:
+        return _refuse(410, f"cannot read the component: {e}")
+    try:
+        return await _send(request, transfer_id, transfer, timeout)
+    finally:
+        transfer.end_response()
+
+
+async def _send(request, transfer_id: str, transfer, timeout: float):
+    from aiohttp import web
 
     response = web.StreamResponse(
         status=200, headers={"Content-Type": "application/octet-stream", "Content-Length": str(transfer.size)}
     )
-    await response.prepare(request)
     loop = asyncio.get_running_loop()
     offset = 0
-    while offset < transfer.size:
-        try:
-            data = await loop.run_in_executor(None, transfer.read, offset, min(BLOCK, transfer.size - offset))
-        except OSError as e:
-            # The body is cut short; the admin resumes by ranges and gets the reason there.
-            log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: {e}")
-            request.transport.close()
-            return response
-        if not data:
-            log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: the file got shorter")
-            request.transport.close()
-            return response
-        try:
-            await response.write(data)
-        except ConnectionError as e:
-            # The admin went away or its connection broke; it resumes by ranges if it can.
-            log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: {type(e).__name__}: {e}")
-            return response
-        offset += len(data)
-        transfer.touch(len(data))
-    await response.write_eof()
+    try:
+        await asyncio.wait_for(response.prepare(request), timeout)
+        while offset < transfer.size:
+            try:
+                data = await loop.run_in_executor(
+                    None, transfer.read_response, offset, min(BLOCK, transfer.size - offset)
+                )
+            except OSError as e:
+                # The body is cut short; the admin resumes by ranges and gets the reason there.
+                log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: {e}")
+                request.transport.abort()
+                return response
+            if not data:
+                log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: the file got shorter")
+                request.transport.abort()
+                return response
+            # A reader that stops taking bytes would keep this block (and the socket's
+            # buffers) forever: give each block ``timeout`` seconds.
+            await asyncio.wait_for(response.write(data), timeout)
+            offset += len(data)
+            transfer.touch(len(data))
+        await asyncio.wait_for(response.write_eof(), timeout)
+    except asyncio.TimeoutError:
+        log.warning(
+            f"direct response for transfer {transfer_id} closed at {offset} of {transfer.size} bytes: the admin took "
+            f"no bytes for {timeout:g} s (admin_download_response_timeout)"
+        )
+        if request.transport is not None:
+            request.transport.abort()
+    except (ConnectionError, RuntimeError) as e:
+        # The admin went away, its connection broke, or the transfer ended and cut it;
+        # a live admin resumes by ranges if it can.
+        log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: {type(e).__name__}: {e}")
     return response

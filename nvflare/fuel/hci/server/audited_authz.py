@@ -19,15 +19,25 @@ argument count) never reached the audit trail: the log showed what users did, no
 they tried. This filter is AuthzFilter with one addition: when it stops a command, it
 writes an audit event with the user, the command and the reason the user was given.
 Allowed commands are audited by CommandAudit as before, once.
+
+Two more checks ride on this filter because it is the one the fork installs in the admin
+server's chain (admin-server-audit-refused-commands-and-sweep-stale-transfer-folders.patch):
+a download command that passed authorization must also fit the download limits
+(download_admission), refused and audited the same way; and after a successful login
+the session's certificate is recorded (session_certs) for the direct download route.
+``authorize_right`` is the same check as AuthzFilter's for a right other than the
+command's own name (download_job_component picks the right by what it downloads).
 """
 
 from typing import List
 
 from nvflare.fuel.hci.conn import Connection
-from nvflare.fuel.hci.proto import MetaKey, ProtoKey
+from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, ReplyKeyword, make_meta
+from nvflare.fuel.hci.server import download_admission, session_certs
 from nvflare.fuel.hci.server.authz import AuthzFilter
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.sec.audit import AuditService
+from nvflare.fuel.sec.authz import AuthorizationService, AuthzContext, Person
 
 # Same cut as CommandAudit, so a refused and an allowed command look alike in the log.
 MAX_ACTION_LENGTH = 100
@@ -41,9 +51,50 @@ def refusal_reason(conn: Connection) -> str:
     return repr(str(reason or "refused"))[1:-1][:MAX_REASON_LENGTH]
 
 
+def authorize_right(conn: Connection, right: str) -> bool:
+    """AuthzFilter's check of ``right`` for the user and the job's submitter on ``conn``.
+
+    On refusal the user gets AuthzFilter's error text for that right; the caller (a
+    pre-authorization function) then returns ERROR, and the refusal is audited below.
+    """
+
+    def person(name, org, role) -> Person:
+        return Person(name=conn.get_prop(name, ""), org=conn.get_prop(org, ""), role=conn.get_prop(role, ""))
+
+    user = person(ConnProps.USER_NAME, ConnProps.USER_ORG, ConnProps.USER_ROLE)
+    submitter = person(ConnProps.SUBMITTER_NAME, ConnProps.SUBMITTER_ORG, ConnProps.SUBMITTER_ROLE)
+    authorized, err = AuthorizationService.authorize(AuthzContext(user=user, submitter=submitter, right=right))
+    if err:
+        conn.append_error(f"Authorization Error: {err}", meta=make_meta(MetaStatusValue.NOT_AUTHORIZED, err))
+        return False
+    if not authorized:
+        conn.append_error(
+            f"This action is {ReplyKeyword.NOT_AUTHORIZED}",
+            meta=make_meta(MetaStatusValue.NOT_AUTHORIZED, ReplyKeyword.NOT_AUTHORIZED),
+        )
+        return False
+    return True
+
+
+def _admit_download(conn: Connection) -> bool:
+    entry = conn.get_prop(ConnProps.CMD_ENTRY)
+    admin = conn.get_prop(ConnProps.ADMIN_SERVER)
+    session_mgr = getattr(admin, "sess_mgr", None)
+    if entry is None or session_mgr is None or entry.name not in download_admission.DOWNLOAD_COMMANDS:
+        return True
+    from nvflare.fuel.hci.server.download_settings import admin_download_timeout
+
+    idle = admin_download_timeout(max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval))
+    refusal = download_admission.admit(conn, entry.name, conn.get_prop(ConnProps.SESSION), session_mgr, idle)
+    if refusal:
+        conn.append_error(refusal, meta=make_meta(MetaStatusValue.ERROR, refusal))
+        return False
+    return True
+
+
 class AuditedAuthzFilter(AuthzFilter):
     def pre_command(self, conn: Connection, args: List[str]):
-        allowed = super().pre_command(conn, args)
+        allowed = super().pre_command(conn, args) and _admit_download(conn)
         if not allowed:
             AuditService.add_event(
                 user=conn.get_prop(ConnProps.USER_NAME, "?"),
@@ -51,3 +102,8 @@ class AuditedAuthzFilter(AuthzFilter):
                 msg=f" REFUSED: {refusal_reason(conn)}",
             )
         return allowed
+
+    def post_command(self, conn: Connection, args: List[str]):
+        download_admission.release(conn)
+        session_certs.record_login(conn, args)
+        return True

@@ -19,11 +19,14 @@ chunks. Sites on slow links or with multi-GB models need to tune them, so they b
 ConfigService vars read from the server's ``local/resources.json`` (top-level keys), with
 ``--set`` and ``NVFLARE_<NAME>`` environment overrides. Unset means upstream's behaviour.
 
+The limits (admin_download_session_limit, admin_download_server_limit,
+admin_download_response_timeout) bound what admins' downloads hold on the server.
+
 Values are validated when the admin server is created (see job_component_cmds), so a
 typo stops the server at startup instead of failing the first large download.
 """
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from nvflare.apis.fl_constant import SystemConfigs
 from nvflare.fuel.common.excepts import ConfigError
@@ -35,6 +38,14 @@ ADMIN_DOWNLOAD_CHUNK_SIZE = "admin_download_chunk_size"
 # download_job_component may send the component as one HTTPS response on the server's
 # listener (direct_download_route); false keeps it on the range transfer.
 ADMIN_DOWNLOAD_DIRECT = "admin_download_direct"
+# Bounds on what admins' downloads may hold on the server (download_limits below).
+ADMIN_DOWNLOAD_SESSION_LIMIT = "admin_download_session_limit"
+ADMIN_DOWNLOAD_SERVER_LIMIT = "admin_download_server_limit"
+ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
+DEFAULT_SESSION_LIMIT = 8
+DEFAULT_SERVER_LIMIT = 64
+DEFAULT_RESPONSE_TIMEOUT = 60.0
+MAX_LIMIT = 100000
 
 # A transaction shorter than the DownloadService sweep (5 s) plus one receiver retry
 # backoff cannot be told apart from a broken link.
@@ -95,6 +106,49 @@ def admin_download_direct() -> bool:
     raise ConfigError(f"invalid {where}: {value!r} must be true or false")
 
 
+class DownloadLimits(NamedTuple):
+    """How many downloads an admin session / the whole server may have open at once, and how
+    long a direct response may wait for its reader before it is closed."""
+
+    per_session: int
+    per_server: int
+    response_timeout: float
+
+
+def _limit(name: str, default: int) -> int:
+    value, where = _lookup(name, ConfigService.get_int_var)
+    if value is None:
+        return default
+    if not 1 <= value <= MAX_LIMIT:
+        raise ConfigError(f"invalid {where}: {value} must be a whole number from 1 to {MAX_LIMIT}")
+    return value
+
+
+def download_limits() -> DownloadLimits:
+    """admin_download_session_limit, admin_download_server_limit, admin_download_response_timeout.
+
+    A download (download_job, download_job_components, download_job_component) is open from
+    the command until its files are delivered, cancelled, idle for admin_download_timeout,
+    or its session ends; each holds a transaction folder and the server's bookkeeping, and
+    its direct responses a descriptor and socket buffers. Without a bound one admin could
+    hold them all (issue 11: file descriptors ran out and job scheduling stopped).
+    """
+    timeout, where = _lookup(ADMIN_DOWNLOAD_RESPONSE_TIMEOUT, ConfigService.get_float_var)
+    if timeout is None:
+        timeout = DEFAULT_RESPONSE_TIMEOUT
+    elif not timeout >= MIN_TIMEOUT or timeout == float("inf"):
+        raise ConfigError(f"invalid {where}: {timeout} must be a number of seconds >= {MIN_TIMEOUT}")
+    return DownloadLimits(
+        _limit(ADMIN_DOWNLOAD_SESSION_LIMIT, DEFAULT_SESSION_LIMIT),
+        _limit(ADMIN_DOWNLOAD_SERVER_LIMIT, DEFAULT_SERVER_LIMIT),
+        timeout,
+    )
+
+
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
-    """Read and validate the settings; raise ConfigError with the message an operator sees."""
+    """Read and validate the settings; raise ConfigError with the message an operator sees.
+
+    Returns (timeout, chunk size, direct); the limits are validated here too (download_limits).
+    """
+    download_limits()
     return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()

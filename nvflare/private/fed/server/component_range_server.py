@@ -25,9 +25,12 @@ for a range twice returns the same bytes (so a receiver may retry any request), 
 nothing outlives a reply. The file is read with pread from the job manager's download
 preparation (a symlink into the store for FilesystemStorage): nothing is staged.
 
-A transfer belongs to the admin cell whose command opened it; it ends when that admin
-says so, when it is idle longer than the download timeout, or when the admin's session
-ends (the session manager's download binding). The same transfer can also be read in one
+A transfer belongs to the admin cell whose command opened it (and, on the direct route,
+to the certificate its session logged in with); it ends when that admin says so, when it
+is idle longer than the download timeout, or when the admin's session ends (the session
+manager's download binding). It holds no file descriptor while nobody reads (see
+_Transfer), and how many an admin may open is bounded before the command runs
+(download_admission). The same transfer can also be read in one
 HTTP response on the server's listener (direct_download_route), which is several times
 faster; the ranges are the fallback and the way to resume after an interrupted response.
 """
@@ -58,7 +61,13 @@ from nvflare.fuel.hci.component_range_defs import (
     TRANSFER_SIZE,
 )
 from nvflare.fuel.hci.server.constants import ConnProps
-from nvflare.fuel.hci.server.download_settings import check_download_settings
+from nvflare.fuel.hci.server.download_settings import (
+    ADMIN_DOWNLOAD_SERVER_LIMIT,
+    ADMIN_DOWNLOAD_SESSION_LIMIT,
+    check_download_settings,
+    download_limits,
+)
+from nvflare.fuel.hci.server.session_certs import session_fingerprint
 from nvflare.fuel.utils.log_utils import get_obj_logger
 
 # How often idle transfers are looked for; the timeout itself is per transfer.
@@ -67,34 +76,102 @@ SWEEP_INTERVAL = 1.0
 UNKNOWN_TRANSFER = "no such transfer: it ended, expired, or belongs to another admin"
 
 
+class _Response:
+    """The one direct response a transfer may have: its descriptor and how to cut it."""
+
+    def __init__(self, fd: int, abort: Callable[[], None]):
+        self.fd = fd
+        self.abort = abort
+
+
 class _Transfer(direct_download_route.DirectSource):
-    def __init__(self, path: str, requester: str, user: str, idle_timeout: float, on_activity, on_end, follow_path):
+    """One file offered to one admin session.
+
+    No descriptor is held while nobody reads: a range opens the file, checks it is still
+    the file offered (device and inode), reads and closes; a direct response holds one
+    descriptor from its first byte to its end. So offers cost memory only, and the
+    descriptors in use are bounded by the reads in flight plus the active responses
+    (at most one per transfer, and per session and server by the download limits).
+    """
+
+    def __init__(self, path, requester, user, session_id, fingerprint, idle_timeout, on_activity, on_end, follow_path):
         self.path = path
+        self.released_with_path = False  # see ComponentRangeServer.open
+        self.may_respond: Callable[["_Transfer"], Optional[str]] = lambda t: None
         self.follow_path = follow_path
-        self.fd = os.open(path, os.O_RDONLY)
-        self.size = os.fstat(self.fd).st_size
+        st = os.stat(path)
+        self.size = st.st_size
+        self.identity = (st.st_dev, st.st_ino)
         self.requester = requester
         self.user = user
+        self.session_id = session_id
+        self.fingerprint = fingerprint
         self.idle_timeout = idle_timeout
         self.on_activity = on_activity
         self.on_end = on_end
         self.last_active = time.time()
         self.served = 0
         self.served_direct = 0
-        # pread and close never overlap, so a closed fd number reused elsewhere is never read.
+        # reads, the response's descriptor and close never overlap, so a closed fd number
+        # reused elsewhere is never read.
         self.fd_lock = threading.Lock()
         self.closed = False
+        self.response: Optional[_Response] = None
+
+    def _open(self) -> int:
+        # The offered path may be a symlink into the store: a deleted job's file is gone,
+        # a replaced one is another inode; neither is served as this transfer.
+        if self.follow_path and not os.path.exists(self.path):
+            raise OSError("it is no longer in the job store")
+        fd = os.open(self.path, os.O_RDONLY)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self.identity:
+            os.close(fd)
+            raise OSError("the file was replaced after the download started")
+        return fd
 
     def read(self, offset: int, length: int) -> bytes:
+        """One range: open, read, close."""
         with self.fd_lock:
             if self.closed:
                 raise OSError("the transfer has ended")
-            # The open fd would keep serving a deleted job's bytes: a deleted component ends it.
-            if self.follow_path and not os.path.exists(self.path):
-                raise OSError("it is no longer in the job store")
-            data = os.pread(self.fd, length, offset)
+            fd = self._open()
+            try:
+                data = os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
         self.served += len(data)
         return data
+
+    def begin_response(self, abort: Callable[[], None]) -> None:
+        with self.fd_lock:
+            if self.closed:
+                raise LookupError("ended")
+            if self.response is not None:
+                raise direct_download_route.ResponseBusy(direct_download_route.BUSY)
+            refusal = self.may_respond(self)
+            if refusal:
+                raise direct_download_route.ResponseBusy(refusal)
+            self.response = _Response(self._open(), abort)
+
+    def read_response(self, offset: int, length: int) -> bytes:
+        with self.fd_lock:
+            if self.closed or self.response is None:
+                raise OSError("the transfer has ended")
+            if self.follow_path and not os.path.exists(self.path):
+                raise OSError("it is no longer in the job store")
+            data = os.pread(self.response.fd, length, offset)
+        self.served += len(data)
+        return data
+
+    def end_response(self) -> None:
+        with self.fd_lock:
+            response, self.response = self.response, None
+            if response is not None:
+                os.close(response.fd)
+
+    def has_response(self) -> bool:
+        return self.response is not None
 
     def touch(self, served: int):
         self.last_active = time.time()
@@ -104,9 +181,12 @@ class _Transfer(direct_download_route.DirectSource):
 
     def close(self):
         with self.fd_lock:
-            if not self.closed:
-                self.closed = True
-                os.close(self.fd)
+            self.closed = True
+            response, self.response = self.response, None
+            if response is not None:
+                os.close(response.fd)
+        if response is not None:
+            response.abort()  # the transfer ended: so does its response, at once
 
 
 class ComponentRangeServer:
@@ -141,19 +221,47 @@ class ComponentRangeServer:
         on_activity: Optional[Callable[[], None]] = None,
         on_end: Optional[Callable[[str], None]] = None,
         follow_path: bool = True,
+        session_id: str = "",
+        fingerprint: Optional[str] = None,
+        released_with_path: bool = False,
     ) -> tuple:
         """Start serving ``path`` to the cell ``requester`` of admin ``user``; return (transfer id, size).
 
         ``on_end(status)`` runs once when the transfer ends, with "ok", the receiver's
         reason, "expired" or "cancelled". ``follow_path``: the transfer fails once ``path`` is
         gone (a deleted job); False keeps serving the file opened now (another owner may
-        remove its folder while it is read).
+        remove its folder while it is read). ``fingerprint``: sha256 of the certificate the
+        admin's session logged in with; the direct route serves only that certificate.
+        ``released_with_path``: end the transfer once ``path`` is gone and no response is
+        reading it (a folder offer whose DownloadService transaction completed or expired:
+        an upstream admin client never ends the offer itself).
         """
-        transfer = _Transfer(path, requester, user, idle_timeout, on_activity, on_end, follow_path)
+        transfer = _Transfer(
+            path, requester, user, session_id, fingerprint, idle_timeout, on_activity, on_end, follow_path
+        )
+        transfer.released_with_path = released_with_path
+        transfer.may_respond = self._may_respond
         transfer_id = secrets.token_hex(16)
         with self.lock:
             self.transfers[transfer_id] = transfer
         return transfer_id, transfer.size
+
+    def _may_respond(self, transfer: _Transfer) -> Optional[str]:
+        """None if one more direct response fits the download limits, else why not."""
+        limits = download_limits()
+        with self.lock:
+            active = [t for t in self.transfers.values() if t.has_response()]
+        if sum(t.session_id == transfer.session_id for t in active) >= limits.per_session:
+            return (
+                f"this admin session already has {limits.per_session} direct responses in progress "
+                f"({ADMIN_DOWNLOAD_SESSION_LIMIT}); the download continues by ranges"
+            )
+        if len(active) >= limits.per_server:
+            return (
+                f"the server already sends {limits.per_server} direct responses "
+                f"({ADMIN_DOWNLOAD_SERVER_LIMIT}); the download continues by ranges"
+            )
+        return None
 
     def lookup(self, transfer_id: str) -> Optional[_Transfer]:
         with self.lock:
@@ -210,8 +318,15 @@ class ComponentRangeServer:
             now = time.time()
             with self.lock:
                 idle = [tid for tid, t in self.transfers.items() if now - t.last_active > t.idle_timeout]
+                gone = [
+                    tid
+                    for tid, t in self.transfers.items()
+                    if t.released_with_path and tid not in idle and not t.has_response() and not os.path.lexists(t.path)
+                ]
             for tid in idle:
                 self.end(tid, "expired")
+            for tid in gone:
+                self.end(tid, "released: its download's files are gone")
 
 
 class AdminDownload:
@@ -226,10 +341,14 @@ class AdminDownload:
         self.idle_timeout, _, direct = check_download_settings(
             max(admin.timeout, self.session_mgr.idle_timeout + self.session_mgr.monitor_interval)
         )
-        self.direct = direct and direct_download_route.available()
+        direct_download_route.set_response_timeout(download_limits().response_timeout)
+        # Direct responses go only to the certificate this session logged in with; a session
+        # recreated from a token (server restart) has none on record and uses the ranges.
+        self.fingerprint = session_fingerprint(self.session.sess_id)
+        self.direct = direct and direct_download_route.available() and self.fingerprint is not None
         self.server = ComponentRangeServer.for_cell(engine.get_cell())
 
-    def open(self, path: str, activity_tx_id: str, on_end, follow_path: bool = True) -> dict:
+    def open(self, path: str, activity_tx_id: str, on_end, follow_path: bool = True, released_with_path=False) -> dict:
         """Open a transfer of ``path`` for this admin; the reply meta that describes it."""
         transfer_id, size = self.server.open(
             path,
@@ -239,6 +358,9 @@ class AdminDownload:
             on_activity=lambda: self.session_mgr.mark_download_active(self.session.sess_id, activity_tx_id),
             on_end=on_end,
             follow_path=follow_path,
+            session_id=self.session.sess_id,
+            fingerprint=self.fingerprint,
+            released_with_path=released_with_path,
         )
         transfer = {TRANSFER_ID: transfer_id, SOURCE_FQCN: self.server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
         if self.direct:

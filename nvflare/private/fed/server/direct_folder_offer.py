@@ -23,9 +23,15 @@ The DownloadService transaction stays the owner of the files and the fallback: a
 whose direct response fails is pulled from it as before. When every file went direct,
 nobody pulls from DownloadService, so the offer deletes that transaction (which removes
 the folder, as its own completion would). When some did not, the transaction completes
-or expires as upstream's does. The transfers read from files opened now, so an expiring
-DownloadService transaction cannot cut a long direct download short; they end when the
-admin says so, when idle for the download timeout, or with the admin's session.
+or expires as upstream's does.
+
+The offer costs no file descriptor: a transfer opens its file only when bytes are read,
+and a direct response keeps it open until it ends, so an expiring DownloadService
+transaction cannot cut a running response short. The transfers end when the admin says
+so, when idle for the download timeout, with the admin's session, or - for an upstream
+admin client that never takes the offer - as soon as DownloadService's transaction
+removed the files (the range server's sweep, within a second). The download as a whole
+counts once against the download limits (download_admission).
 """
 
 import os
@@ -85,7 +91,11 @@ def offer_direct_files(conn, downloader, tx_path: str, files: list) -> dict:
         transfers = {}
         for rel_path, ref_id in files:
             transfer = download.open(
-                os.path.join(tx_path, rel_path), downloader.tx_id, on_end=offer.ended, follow_path=False
+                os.path.join(tx_path, rel_path),
+                downloader.tx_id,
+                on_end=offer.ended,
+                follow_path=False,
+                released_with_path=True,
             )
             offer.transfer_ids.append(transfer[TRANSFER_ID])
             transfers[ref_id] = transfer

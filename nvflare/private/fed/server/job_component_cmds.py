@@ -22,8 +22,16 @@ get_storage_for_download makes a symlink in the transaction folder and the range
 nor zips it and holds only the ranges in flight. The component's record (sha256, size, file name) goes ahead of the data so
 the admin client can verify what it received before giving the file its final name.
 
-Rights: the commands are their own rights, mapped by security.py to the download_job and
-view categories, so existing authorization.json policies cover them unchanged.
+Rights depend on what is downloaded (download_right). Models (MODEL_*) and the job's
+own workspace/data/meta follow ``download_job_component``, which security.py maps to the
+download_job category, so existing policies cover them unchanged. Everything else in a
+job's store - LOG_<site>, ERRORLOG_<site> and any other kind a site uploads - belongs to
+the sites: it needs exactly what upstream requires to download it,
+``download_job_components`` (no category: project_admin only under the default policy,
+whatever a site's authorization.json grants for that right otherwise). The
+pre-authorization picks the right from the component argument and checks it the way
+AuthzFilter would (audited_authz.authorize_right), so a refusal reads and is audited
+like any other. list_job_component_info follows ``view``, like get_job_meta.
 """
 
 import os
@@ -33,6 +41,7 @@ from typing import List
 
 from nvflare.apis.fl_constant import AdminCommandNames
 from nvflare.apis.job_def_manager_spec import JobDefManagerSpec
+from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
@@ -41,8 +50,10 @@ from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
+from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.hci.server.download_settings import check_download_settings
+from nvflare.fuel.f3.drivers import direct_download_route
+from nvflare.fuel.hci.server.download_settings import check_download_settings, download_limits
 from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
@@ -60,6 +71,19 @@ def component_kind(name: str) -> str:
     return name.split("_", 1)[0]
 
 
+def download_right(component: str) -> str:
+    """The right a download of ``component`` needs (see the module docstring).
+
+    A name the rule refuses downloads nothing (the handler says why), so it keeps the
+    command's own right and every user sees the same name-rule message as before.
+    """
+    if component_name_problem(component) or component in FIXED_COMPONENTS:
+        return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
+    if component.startswith(DataTypes.MODEL.value + "_"):
+        return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
+    return AdminCommandNames.DOWNLOAD_JOB_COMPONENTS
+
+
 class JobComponentCommandModule(JobCommandModule):
     """Reuses JobCommandModule's job-id pre-authorization and transaction folders."""
 
@@ -70,6 +94,7 @@ class JobComponentCommandModule(JobCommandModule):
         # The admin server asks for the spec once, while the server starts and after its
         # config is loaded: the earliest point where a bad download setting can stop it.
         check_download_settings()
+        direct_download_route.set_response_timeout(download_limits().response_timeout)
         return CommandModuleSpec(
             name="job_component",
             cmd_specs=[
@@ -102,7 +127,12 @@ class JobComponentCommandModule(JobCommandModule):
 
     def authorize_download_component(self, conn: Connection, args: List[str]):
         # The server gets job_id and component; [destination] stays on the admin client.
-        return self._authorize_with_args(conn, args, 3, self.DOWNLOAD_USAGE)
+        rc = self._authorize_with_args(conn, args, 3, self.DOWNLOAD_USAGE)
+        right = download_right(args[2]) if rc == PreAuthzReturnCode.REQUIRE_AUTHZ else None
+        if right is None or right == AdminCommandNames.DOWNLOAD_JOB_COMPONENT:
+            return rc  # AuthzFilter checks the command's own right
+        # A site's component: upstream's download_job_components right, and only that.
+        return PreAuthzReturnCode.OK if authorize_right(conn, right) else PreAuthzReturnCode.ERROR
 
     def authorize_component_info(self, conn: Connection, args: List[str]):
         return self._authorize_with_args(conn, args, 2, self.INFO_USAGE)

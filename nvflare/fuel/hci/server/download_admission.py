@@ -1,0 +1,115 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""How many downloads an admin session, and the whole server, may have open at once.
+
+Every download command (download_job, download_job_components, download_job_component)
+creates a transaction folder and binds a transaction to the admin's session; it stays
+open until its files are delivered, it is cancelled, it is idle for
+admin_download_timeout, or the session ends. Upstream bounds none of this, so one admin
+sending commands in a loop could hold the server's descriptors and disk bookkeeping
+until job scheduling failed (issue 11). The session manager already knows every open
+transaction (its download bindings), so the bound is checked there, before the command
+creates anything: a refused command costs nothing, and its reason is audited like an
+authorization refusal (audited_authz).
+
+A command between admission and its binding is counted as pending, so commands that
+arrive together cannot all slip under the limit; a pending entry is dropped after the
+command (post_command) or, if its handler died, after PENDING_TTL seconds.
+"""
+
+import itertools
+import threading
+import time
+from typing import Optional
+
+from nvflare.apis.fl_constant import AdminCommandNames as AC
+from nvflare.fuel.hci.server.download_settings import (
+    ADMIN_DOWNLOAD_SERVER_LIMIT,
+    ADMIN_DOWNLOAD_SESSION_LIMIT,
+    ADMIN_DOWNLOAD_TIMEOUT,
+    download_limits,
+)
+
+DOWNLOAD_COMMANDS = frozenset({AC.DOWNLOAD_JOB, AC.DOWNLOAD_JOB_COMPONENTS, AC.DOWNLOAD_JOB_COMPONENT})
+# direct_folder_offer binds "<tx_id>.direct" next to DownloadService's "<tx_id>": one download.
+OFFER_SUFFIX = ".direct"
+PENDING_TTL = 300.0
+_SLOT = "_fork_download_slot"
+
+_lock = threading.Lock()
+_pending = {}  # slot id -> (session id, time admitted)
+_ids = itertools.count()
+
+
+def _transactions(session_mgr) -> dict:
+    """{session id: number of open downloads} from the session manager's bindings."""
+    with session_mgr.sess_update_lock:
+        bindings = {sid: list(txs) for sid, txs in session_mgr.downloads.items()}
+    def download(tx_id: str) -> str:
+        return tx_id[: -len(OFFER_SUFFIX)] if tx_id.endswith(OFFER_SUFFIX) else tx_id
+
+    return {sid: len({download(t) for t in txs}) for sid, txs in bindings.items()}
+
+
+def _seconds(timeout: float) -> str:
+    return f"{timeout:g} s ({ADMIN_DOWNLOAD_TIMEOUT})"
+
+
+def session_limit_message(limit: int, idle_timeout: float) -> str:
+    return (
+        f"download refused: this admin session already has {limit} downloads open "
+        f"({ADMIN_DOWNLOAD_SESSION_LIMIT} = {limit}). Finish or cancel them first: a download is "
+        f"released when all its files are received, when it has been idle for {_seconds(idle_timeout)}, "
+        f"or when you log out"
+    )
+
+
+def server_limit_message(limit: int, idle_timeout: float) -> str:
+    return (
+        f"download refused: the server already has {limit} downloads open "
+        f"({ADMIN_DOWNLOAD_SERVER_LIMIT} = {limit}). Try again when some have finished (idle ones are "
+        f"released after {_seconds(idle_timeout)}), or ask the server's operator to raise "
+        f"{ADMIN_DOWNLOAD_SERVER_LIMIT}"
+    )
+
+
+def admit(conn, command: str, session, session_mgr, idle_timeout: float) -> Optional[str]:
+    """None if the download command may run (a pending slot is taken), else the refusal text."""
+    if command not in DOWNLOAD_COMMANDS or session is None or session_mgr is None:
+        return None
+    limits = download_limits()
+    now = time.time()
+    with _lock:
+        for slot, (_, since) in list(_pending.items()):
+            if now - since > PENDING_TTL:
+                del _pending[slot]
+        open_now = _transactions(session_mgr)
+        for sid, _ in _pending.values():
+            open_now[sid] = open_now.get(sid, 0) + 1
+        if open_now.get(session.sess_id, 0) >= limits.per_session:
+            return session_limit_message(limits.per_session, idle_timeout)
+        if sum(open_now.values()) >= limits.per_server:
+            return server_limit_message(limits.per_server, idle_timeout)
+        slot = next(_ids)
+        _pending[slot] = (session.sess_id, now)
+    conn.set_prop(_SLOT, slot)
+    return None
+
+
+def release(conn) -> None:
+    """The command has run: its download (if any) is bound to the session now."""
+    slot = conn.get_prop(_SLOT)
+    if slot is not None:
+        with _lock:
+            _pending.pop(slot, None)
