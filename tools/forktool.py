@@ -21,8 +21,8 @@ The only way patches are edited (Electron's import/export workflow, Debian's gbp
   check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
           or if patches/ holds a file series does not list
   lint    every patch has a DEP-3 style header and a behaviour test that names it
-  changes print (or --write into README.md) the table of what each patch changes, made
-          from the patch headers; check fails when README.md's copy is stale
+  changes print (or --write into patches/README.md) the table of what each patch changes,
+          made from the patch headers; check fails when patches/README.md's copy is stale
   rebase  move the patch series onto a new upstream wheel with git's 3-way merges: report
           per patch (applies unchanged / merged automatically / conflicts), pin the new
           wheel in upstream.json, and leave .work/tree mid-rebase at the first conflict
@@ -73,7 +73,7 @@ _EXPORT_FLAGS = [
 ]
 
 REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
-README = ROOT / "README.md"
+PATCHES_README = build.PATCHES_DIR / "README.md"  # contributor docs: workflow + generated table
 CHANGES_BEGIN = "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py changes --write) -->"
 CHANGES_END = "<!-- forktool changes: end -->"
 MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
@@ -214,7 +214,7 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
     series = build.read_series(patches_dir / "series")
     listed = set(series)
     for f in sorted(patches_dir.iterdir()) if patches_dir.is_dir() else []:
-        if f.name != "series" and f.name not in listed:
+        if f.name not in ("series", PATCHES_README.name) and f.name not in listed:
             problems.append(f"patches/{f.name} is not listed in patches/series")
     if len(series) != len(listed):
         problems.append("patches/series lists a patch twice")
@@ -233,8 +233,10 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
 
 def cmd_check(args):
     problems = drift()
-    if README.is_file() and readme_changes_section(README.read_text(encoding="utf-8")) != changes_table():
-        problems.append("README.md's patch table is stale (run forktool.py changes --write)")
+    if readme_changes_section(PATCHES_README.read_text(encoding="utf-8") if PATCHES_README.is_file() else "") != (
+        changes_table()
+    ):
+        problems.append("patches/README.md's patch table is stale (run forktool.py changes --write)")
     for p in problems:
         print(f"check: {p}", file=sys.stderr)
     if problems:
@@ -330,13 +332,13 @@ def cmd_changes(args):
     if not args.write:
         print(table, end="")
         return 0
-    text = README.read_text(encoding="utf-8")
+    text = PATCHES_README.read_text(encoding="utf-8")
     if CHANGES_BEGIN not in text or CHANGES_END not in text:
-        raise ToolError(f"README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
+        raise ToolError(f"patches/README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
     head, rest = text.split(CHANGES_BEGIN, 1)
     tail = rest.split(CHANGES_END, 1)[1]
-    README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
-    print("README.md patch table updated")
+    PATCHES_README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
+    print("patches/README.md patch table updated")
     return 0
 
 
@@ -506,7 +508,7 @@ def main(argv=None):
     sub.add_parser("check", help="fail if re-exporting would change patches/ or a patch is not in series")
     sub.add_parser("lint", help="fail if a patch lacks its header or its behaviour test")
     p = sub.add_parser("changes", help="the table of what each patch changes (from the patch headers)")
-    p.add_argument("--write", action="store_true", help="update the generated table in README.md")
+    p.add_argument("--write", action="store_true", help="update the generated table in patches/README.md")
     p = sub.add_parser("rebase", help="move the patch series onto a new upstream wheel (git 3-way merges)")
     p.add_argument("wheel", help="the new upstream wheel, e.g. nvflare-2.9.1-py3-none-any.whl")
     p.add_argument("--dir", default=str(WORK_TREE))
