@@ -21,6 +21,7 @@ session proved something other than what the table says.
 
 import os
 
+import pytest
 from reliability_table import (
     DOC,
     SCENARIOS,
@@ -34,6 +35,9 @@ from reliability_table import (
 )
 
 
+# Marked system: it judges what this session's system scenarios recorded, so it belongs
+# with them (pytest -m system), not with the fast lane.
+@pytest.mark.system
 def test_reliability_table_is_current(reliability):
     text = DOC.read_text() if DOC.exists() else ""
     if os.environ.get(WRITE_ENV):
