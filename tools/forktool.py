@@ -364,11 +364,20 @@ def wheel_version(wheel: Path, project: str) -> str:
     return version.group(1).strip()
 
 
+def commit_files(tree: Path, files: Path, parent: str, message: str) -> str:
+    """A commit holding exactly the files under ``files``, child of ``parent``; the work tree is not touched."""
+    with tempfile.TemporaryDirectory(prefix="forktool-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(files)}
+        git(tree, "add", "-A", env_extra=env)
+        tree_id = git(tree, "write-tree", env_extra=env).strip()
+    dates = {"GIT_AUTHOR_DATE": _UPSTREAM_DATE, "GIT_COMMITTER_DATE": _UPSTREAM_DATE}
+    return git(tree, "commit-tree", tree_id, "-p", parent, "-m", message, env_extra=dates).strip()
+
+
 def commit_wheel(tree: Path, wheel: Path, parent: str, message: str) -> str:
-    """A commit holding exactly the wheel's files, child of ``parent``; the work tree is not touched."""
+    """A commit holding exactly the wheel's files, child of ``parent``."""
     with tempfile.TemporaryDirectory(prefix="forktool-wheel-") as tmp:
         files = Path(tmp) / "files"
-        index = Path(tmp) / "index"
         with zipfile.ZipFile(wheel) as z:
             for info in z.infolist():
                 if info.is_dir():
@@ -379,11 +388,7 @@ def commit_wheel(tree: Path, wheel: Path, parent: str, message: str) -> str:
                 mode = (info.external_attr >> 16) & 0o777
                 if mode:
                     target.chmod(mode)
-        env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(files)}
-        git(tree, "add", "-A", env_extra=env)
-        tree_id = git(tree, "write-tree", env_extra=env).strip()
-    dates = {"GIT_AUTHOR_DATE": _UPSTREAM_DATE, "GIT_COMMITTER_DATE": _UPSTREAM_DATE}
-    return git(tree, "commit-tree", tree_id, "-p", parent, "-m", message, env_extra=dates).strip()
+        return commit_files(tree, files, parent, message)
 
 
 def conflict_hunks(worktree: Path) -> dict:
