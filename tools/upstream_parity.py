@@ -68,15 +68,30 @@ def blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def closest_commit(repo: Path, wheel: Path) -> tuple:
-    """(commit, number of nvflare/*.py files that differ from the wheel's)."""
+def wheel_sources(wheel: Path) -> dict:
+    """{path: git blob sha} of the wheel's nvflare/*.py files (its _version.py aside)."""
     with zipfile.ZipFile(wheel) as z:
-        version_py = z.read("nvflare/_version.py").decode()
-        files = {
+        return {
             n: blob_sha(z.read(n))
             for n in z.namelist()
             if n.startswith("nvflare/") and n.endswith(".py") and n != "nvflare/_version.py"
         }
+
+
+def differing_files(repo: Path, commit: str, files: dict) -> int:
+    tree = {}
+    for line in git(repo, "ls-tree", "-r", commit, "nvflare").splitlines():
+        meta, path = line.split("\t", 1)
+        if path.endswith(".py") and path != "nvflare/_version.py":
+            tree[path] = meta.split()[2]
+    return sum(1 for p in set(tree) | set(files) if tree.get(p) != files.get(p))
+
+
+def closest_commit(repo: Path, wheel: Path) -> tuple:
+    """(commit, number of nvflare/*.py files that differ from the wheel's)."""
+    files = wheel_sources(wheel)
+    with zipfile.ZipFile(wheel) as z:
+        version_py = z.read("nvflare/_version.py").decode()
     info = json.loads(re.search(r"version_json = '''\n(.*?)'''", version_py, re.S).group(1))
     exact = info.get("full-revisionid")
     probe = ["git", "-C", str(repo), "cat-file", "-e", f"{exact}^{{commit}}"]
@@ -88,12 +103,7 @@ def closest_commit(repo: Path, wheel: Path) -> tuple:
     candidates = git(repo, "rev-list", "--all", f"--since={since}", f"--until={until}", "--", "nvflare").split()
     best = None
     for commit in candidates:
-        tree = {}
-        for line in git(repo, "ls-tree", "-r", commit, "nvflare").splitlines():
-            meta, path = line.split("\t", 1)
-            if path.endswith(".py") and path != "nvflare/_version.py":
-                tree[path] = meta.split()[2]
-        diff = sum(1 for p in set(tree) | set(files) if tree.get(p) != files.get(p))
+        diff = differing_files(repo, commit, files)
         if best is None or diff < best[1]:
             best = (commit, diff)
     if best is None:
@@ -149,7 +159,7 @@ def report(commit: str, diff_files: int, upstream: dict, fork: dict) -> str:
         + (
             "(the commit the 2.9.0 wheel was built from)."
             if diff_files == 0
-            else f"(the closest commit in the clone: {diff_files} nvflare/*.py file(s) differ from the 2.9.0 wheel)."
+            else f"(the clone lacks the wheel's own commit; in this one {diff_files} nvflare/*.py file(s) differ from the 2.9.0 wheel)."
         ),
         "",
         "| installed | tests | passed | failed | skipped |",
@@ -190,7 +200,9 @@ def main(argv=None):
     upstream_wheel = build.locate_upstream_wheel(pin, print)
     WORK.mkdir(parents=True, exist_ok=True)
     if args.commit:
-        commit, diff_files = args.commit, None
+        commit, diff_files = args.commit, differing_files(
+            args.upstream_repo, args.commit, wheel_sources(upstream_wheel)
+        )
     else:
         commit, diff_files = closest_commit(args.upstream_repo, upstream_wheel)
     print(f"tests from {commit} ({diff_files} differing file(s))", flush=True)
@@ -209,7 +221,7 @@ def main(argv=None):
     run(pip + ["--force-reinstall", "--no-deps", str(fork_wheel)])
     fork = run_tests(py, src, "fork", args.workers)
 
-    text = report(commit, diff_files if diff_files is not None else -1, upstream, fork)
+    text = report(commit, diff_files, upstream, fork)
     (WORK / "report.md").write_text(text)
     print(text)
     if args.write_doc:
