@@ -300,8 +300,13 @@ def _stamp_metadata(metadata: str, upstream: str, version: str) -> str:
     return metadata.replace(old, f"Version: {version}\n", 1)
 
 
-def build_wheel_file(out_dir, log=None) -> Path:
-    """Build the fork wheel into out_dir and return its path."""
+def build_wheel_file(out_dir, log=None, editable=False) -> Path:
+    """Build the fork wheel into out_dir and return its path.
+
+    ``editable``: the PEP 660 wheel of ``pip install -e .``: upstream and the patched files
+    as usual, but the overlay stays in this repo and is imported from it (see
+    editable_finder.py), so overlay edits take effect without reinstalling.
+    """
     log = log or (lambda msg: print(f"[nvflare-fork] {msg}", file=sys.stderr))
     pin = load_pin()
     version = fork_version(pin)
@@ -391,9 +396,12 @@ def build_wheel_file(out_dir, log=None) -> Path:
                 if info.filename.startswith(up_info + "/"):
                     continue
                 add(zout, info.filename, contents[info.filename], info)
-            for name in overlay:
+            for name in [] if editable else overlay:
                 source = OVERLAY_DIR.parent / name
                 add(zout, name, source.read_bytes(), executable=os.access(source, os.X_OK))
+            if editable:
+                for name, data in editable_files(version).items():
+                    add(zout, name, data)
             for info in entries:
                 if not info.filename.startswith(up_info + "/") or info.filename.endswith("/RECORD"):
                     continue
@@ -449,6 +457,39 @@ def build_sdist_file(out_dir) -> Path:
 
 
 # ---------------------------------------------------------------------------------------
+# Editable install (PEP 660)
+# ---------------------------------------------------------------------------------------
+
+EDITABLE_MODULE = "_nvflare_fork_editable"
+
+
+def _editable_finder():
+    """tools/editable_finder.py as a module: the wheel's import hook, and its stamp function."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("editable_finder", ROOT / "tools" / "editable_finder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def patches_stamp() -> str:
+    """sha256 over what the patched files were built from (pin, series, patches)."""
+    return _editable_finder().current_stamp(str(ROOT))
+
+
+def editable_files(version: str) -> dict:
+    """The finder module and the .pth that installs it at interpreter start."""
+    finder = (ROOT / "tools" / "editable_finder.py").read_text(encoding="utf-8")
+    config = {"repo": str(ROOT), "stamp": patches_stamp(), "version": version}
+    finder += f"\n\nCONFIG = {json.dumps(config)}\n"
+    return {
+        f"{EDITABLE_MODULE}.py": finder.encode(),
+        f"__editable__.{EDITABLE_MODULE}.pth": f"import {EDITABLE_MODULE}; {EDITABLE_MODULE}.install()\n".encode(),
+    }
+
+
+# ---------------------------------------------------------------------------------------
 # PEP 517 hooks
 # ---------------------------------------------------------------------------------------
 
@@ -464,6 +505,17 @@ def get_requires_for_build_sdist(config_settings=None):
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     try:
         return build_wheel_file(wheel_directory).name
+    except BuildError as e:
+        raise SystemExit(f"nvflare fork build failed: {e}") from None
+
+
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    try:
+        return build_wheel_file(wheel_directory, editable=True).name
     except BuildError as e:
         raise SystemExit(f"nvflare fork build failed: {e}") from None
 

@@ -89,9 +89,32 @@ def reliability():
     return ReliabilityRecorder()
 
 
+# Fixtures that start a real FLARE system; a test using one (directly or through another
+# fixture) must be marked system, so that -m "not system" (the fast lane) starts none.
+SYSTEM_FIXTURES = ("flare_system", "fault_system")
+IS_SYSTEM_TEST_ENV = "NVFLARE_FORK_TEST_IS_SYSTEM"
+
+
 def pytest_collection_modifyitems(session, config, items):
+    unmarked = [
+        item.nodeid
+        for item in items
+        if set(SYSTEM_FIXTURES) & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("system")
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"these tests start a FLARE system (fixtures {', '.join(SYSTEM_FIXTURES)}) but lack "
+            f"@pytest.mark.system: {', '.join(unmarked)}"
+        )
     # The table check compares what the scenarios recorded: it must run after all of them.
     items.sort(key=lambda item: "test_reliability_table" in item.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # FlareSystem.start() refuses to run for a test without the marker (a test that builds
+    # its own system, not through the fixtures above).
+    os.environ[IS_SYSTEM_TEST_ENV] = "1" if item.get_closest_marker("system") else "0"
 
 
 def pytest_report_header(config):

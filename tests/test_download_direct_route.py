@@ -49,6 +49,8 @@ SIZE = 32 * MIB + 321
 ENDED = re.compile(r"range transfer (\w+) ended \((.*?)\) after (\d+) bytes served \((\d+) direct\)")
 UNKNOWN = "no such transfer: it ended, expired, or belongs to another admin"
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def direct_job(flare_system, tmp_path_factory):

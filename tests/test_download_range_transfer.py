@@ -127,6 +127,7 @@ def open_transfer(sess, job_id):
     return meta[RANGE_TRANSFER]
 
 
+@pytest.mark.system
 def test_real_ranges_in_flight_and_sizes(flare_system, range_job):
     job_id, data = range_job
     with flare_system.session() as sess:
@@ -138,6 +139,7 @@ def test_real_ranges_in_flight_and_sizes(flare_system, range_job):
     assert [n for _, n in counted.requests] == [MIB] * 8 + [123]
 
 
+@pytest.mark.system
 def test_a_range_asked_twice_is_the_same_and_a_lost_reply_is_healed(flare_system, range_job):
     job_id, data = range_job
     with flare_system.session() as sess:
@@ -157,6 +159,7 @@ def test_a_range_asked_twice_is_the_same_and_a_lost_reply_is_healed(flare_system
         source.end("ok")
 
 
+@pytest.mark.system
 def test_server_refusals(flare_system, range_job):
     job_id, _ = range_job
     with flare_system.session() as sess:
@@ -178,6 +181,7 @@ def test_server_refusals(flare_system, range_job):
         assert str(e.value) == "no such transfer: it ended, expired, or belongs to another admin"
 
 
+@pytest.mark.system
 def test_logout_ends_the_transfer_and_removes_its_folder(flare_system, range_job):
     job_id, _ = range_job
     with flare_system.session() as sess:

@@ -112,11 +112,12 @@ def test_readme_patch_table_is_generated_and_checked(repo_copy, fork_build):
     table = forktool(repo_copy, "changes").stdout
     assert table.splitlines()[0] == "| patch | upstream file(s) | what and why | upstream |"
     assert f"| `{name}` | `nvflare/apis/storage.py` | Adds DataTypes.MODEL" in table
-    readme = repo_copy / "README.md"
-    assert table in readme.read_text(), "README.md carries the generated table"
+    readme = repo_copy / "patches" / "README.md"
+    assert table in readme.read_text(), "patches/README.md carries the generated table"
+    assert "forktool changes" not in (repo_copy / "README.md").read_text(), "the user README has no copy"
     readme.write_text(readme.read_text().replace(f"| `{name}` |", "| `renamed.patch` |"))
     proc = forktool(repo_copy, "check")
     assert proc.returncode == 1
-    assert "check: README.md's patch table is stale (run forktool.py changes --write)" in proc.stderr
+    assert "check: patches/README.md's patch table is stale (run forktool.py changes --write)" in proc.stderr
     assert forktool(repo_copy, "changes", "--write").returncode == 0
     assert forktool(repo_copy, "check").returncode == 0

@@ -19,11 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from model_jobs import PUBLISHER, add_server_component, np_fedavg_job
 
 SKIPPED = "Model publishing skipped: the simulator has no job store (models stay in the workspace)"
 
 
+@pytest.mark.system  # the simulator runs a server and clients
 def test_simulator_logs_one_line_and_no_error(tmp_path):
     folder = np_fedavg_job(tmp_path, name="np_sim", num_rounds=1)
     add_server_component(folder, {"id": "model_publisher", "path": PUBLISHER, "args": {}})

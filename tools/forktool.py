@@ -21,14 +21,18 @@ The only way patches are edited (Electron's import/export workflow, Debian's gbp
   check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
           or if patches/ holds a file series does not list
   lint    every patch has a DEP-3 style header and a behaviour test that names it
-  changes print (or --write into README.md) the table of what each patch changes, made
-          from the patch headers; check fails when README.md's copy is stale
+  changes print (or --write into patches/README.md) the table of what each patch changes,
+          made from the patch headers; check fails when patches/README.md's copy is stale
+  rebase  move the patch series onto a new upstream wheel with git's 3-way merges: report
+          per patch (applies unchanged / merged automatically / conflicts), pin the new
+          wheel in upstream.json, and leave .work/tree mid-rebase at the first conflict
 
 Fetching and verifying the wheel and applying patches is setup.py's code, so this tool
 and the build cannot disagree.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -69,7 +73,7 @@ _EXPORT_FLAGS = [
 ]
 
 REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
-README = ROOT / "README.md"
+PATCHES_README = build.PATCHES_DIR / "README.md"  # contributor docs: workflow + generated table
 CHANGES_BEGIN = "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py changes --write) -->"
 CHANGES_END = "<!-- forktool changes: end -->"
 MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
@@ -188,6 +192,11 @@ def cmd_export(args):
     tree = Path(args.dir)
     if not (tree / ".git").is_dir():
         raise ToolError(f"no tree at {tree}: run 'forktool.py tree' first")
+    if any((tree / ".git" / d).exists() for d in ("rebase-merge", "rebase-apply", "CHERRY_PICK_HEAD")):
+        raise ToolError(
+            f"a rebase is in progress in {tree}: resolve the conflicts, git add the files and "
+            f"git rebase --continue (until it is done), then export"
+        )
     if git(tree, "status", "--porcelain").strip():
         raise ToolError(f"{tree} has uncommitted changes: commit them (one commit per patch) before export")
     patches = export_patches(tree)
@@ -205,7 +214,7 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
     series = build.read_series(patches_dir / "series")
     listed = set(series)
     for f in sorted(patches_dir.iterdir()) if patches_dir.is_dir() else []:
-        if f.name != "series" and f.name not in listed:
+        if f.name not in ("series", PATCHES_README.name) and f.name not in listed:
             problems.append(f"patches/{f.name} is not listed in patches/series")
     if len(series) != len(listed):
         problems.append("patches/series lists a patch twice")
@@ -224,8 +233,10 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
 
 def cmd_check(args):
     problems = drift()
-    if README.is_file() and readme_changes_section(README.read_text(encoding="utf-8")) != changes_table():
-        problems.append("README.md's patch table is stale (run forktool.py changes --write)")
+    if readme_changes_section(PATCHES_README.read_text(encoding="utf-8") if PATCHES_README.is_file() else "") != (
+        changes_table()
+    ):
+        problems.append("patches/README.md's patch table is stale (run forktool.py changes --write)")
     for p in problems:
         print(f"check: {p}", file=sys.stderr)
     if problems:
@@ -321,13 +332,173 @@ def cmd_changes(args):
     if not args.write:
         print(table, end="")
         return 0
-    text = README.read_text(encoding="utf-8")
+    text = PATCHES_README.read_text(encoding="utf-8")
     if CHANGES_BEGIN not in text or CHANGES_END not in text:
-        raise ToolError(f"README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
+        raise ToolError(f"patches/README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
     head, rest = text.split(CHANGES_BEGIN, 1)
     tail = rest.split(CHANGES_END, 1)[1]
-    README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
-    print("README.md patch table updated")
+    PATCHES_README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
+    print("patches/README.md patch table updated")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# rebase
+# ---------------------------------------------------------------------------------------
+
+UNCHANGED = "applies unchanged"
+MERGED = "merged automatically"
+CONFLICTS = "conflicts"
+
+
+def wheel_version(wheel: Path, project: str) -> str:
+    with zipfile.ZipFile(wheel) as z:
+        metadata = [n for n in z.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+        if len(metadata) != 1:
+            raise ToolError(f"{wheel} is not a wheel (no single *.dist-info/METADATA)")
+        text = z.read(metadata[0]).decode("utf-8")
+    name = re.search(r"^Name: (.+)$", text, re.M)
+    version = re.search(r"^Version: (.+)$", text, re.M)
+    if not name or name.group(1).strip().lower() != project or not version:
+        raise ToolError(f"{wheel} is not a {project} wheel")
+    return version.group(1).strip()
+
+
+def commit_files(tree: Path, files: Path, parent: str, message: str) -> str:
+    """A commit holding exactly the files under ``files``, child of ``parent``; the work tree is not touched."""
+    with tempfile.TemporaryDirectory(prefix="forktool-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(files)}
+        git(tree, "add", "-A", env_extra=env)
+        tree_id = git(tree, "write-tree", env_extra=env).strip()
+    dates = {"GIT_AUTHOR_DATE": _UPSTREAM_DATE, "GIT_COMMITTER_DATE": _UPSTREAM_DATE}
+    return git(tree, "commit-tree", tree_id, "-p", parent, "-m", message, env_extra=dates).strip()
+
+
+def commit_wheel(tree: Path, wheel: Path, parent: str, message: str) -> str:
+    """A commit holding exactly the wheel's files, child of ``parent``."""
+    with tempfile.TemporaryDirectory(prefix="forktool-wheel-") as tmp:
+        files = Path(tmp) / "files"
+        with zipfile.ZipFile(wheel) as z:
+            for info in z.infolist():
+                if info.is_dir():
+                    continue
+                target = files / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(z.read(info))
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    target.chmod(mode)
+        return commit_files(tree, files, parent, message)
+
+
+def conflict_hunks(worktree: Path) -> dict:
+    """{file: ["lines A-B", ...]} of the conflict markers git left in each unmerged file."""
+    out = {}
+    for path in git(worktree, "diff", "--name-only", "--diff-filter=U").split():
+        hunks, start = [], None
+        text = (worktree / path).read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.startswith("<<<<<<< "):
+                start = number
+            elif line.startswith(">>>>>>> ") and start is not None:
+                hunks.append(f"lines {start}-{number}")
+                start = None
+        out[path] = hunks or ["(no text conflict: a file added, deleted or renamed on one side)"]
+    return out
+
+
+def plan_rebase(tree: Path, onto: str) -> list:
+    """Replay each patch commit onto ``onto`` in a scratch worktree: [(name, outcome, detail)].
+
+    A conflicting patch is left out of the replay (its outcome is reported), so the patches
+    after it are judged on the new upstream without it.
+    """
+    shas = git(tree, "rev-list", "--reverse", f"{UPSTREAM_REF}..HEAD").split()
+    config = [arg for kv in _EXPORT_CONFIG for arg in ("-c", kv)]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="forktool-rebase-") as tmp:
+        scratch = Path(tmp) / "replay"
+        git(tree, "worktree", "add", "-q", "--detach", str(scratch), onto)
+        try:
+            for sha in shas:
+                name = munge_subject(git(tree, "log", "-1", "--format=%s", sha).strip())
+                patch = git(tree, *config, "format-patch", *_EXPORT_FLAGS, "-1", sha)
+                applies = subprocess.run(
+                    ["git", "apply", "--check", "-"], cwd=scratch, input=patch, capture_output=True, text=True
+                )
+                picked = subprocess.run(
+                    ["git", "cherry-pick", "--allow-empty", "--keep-redundant-commits", sha],
+                    cwd=scratch,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **_GIT_IDENTITY},
+                )
+                if picked.returncode == 0:
+                    results.append((name, UNCHANGED if applies.returncode == 0 else MERGED, {}))
+                    continue
+                results.append((name, CONFLICTS, conflict_hunks(scratch)))
+                git(scratch, "cherry-pick", "--abort", check=False)
+                git(scratch, "reset", "-q", "--hard", check=False)
+        finally:
+            git(tree, "worktree", "remove", "--force", str(scratch), check=False)
+            git(tree, "worktree", "prune", check=False)
+    return results
+
+
+def cmd_rebase(args):
+    wheel = Path(args.wheel).resolve()
+    if not wheel.is_file():
+        raise ToolError(f"{args.wheel} does not name a file")
+    pin = build.load_pin()
+    version = wheel_version(wheel, pin["project"])
+    expected = f"{pin['project']}-{version}-py3-none-any.whl"
+    if wheel.name != expected:
+        raise ToolError(f"{wheel.name}: a {pin['project']} {version} wheel must be named {expected}")
+    if version == pin["version"]:
+        raise ToolError(f"upstream.json already pins {pin['project']} {version}")
+    tree = Path(args.dir)
+    if tree.exists():
+        if not args.force:
+            raise ToolError(f"{tree} exists (it may hold unexported work); export it first or pass --force")
+        shutil.rmtree(tree)
+    make_tree(tree, log=lambda m: None)
+    git(tree, "config", "user.name", _GIT_IDENTITY["GIT_COMMITTER_NAME"])
+    git(tree, "config", "user.email", _GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
+    old_upstream = git(tree, "rev-parse", UPSTREAM_REF).strip()
+    new_upstream = commit_wheel(
+        tree, wheel, old_upstream, f"upstream {pin['project']} {version} ({wheel.name})"
+    )
+    results = plan_rebase(tree, new_upstream)
+
+    # The new pin, and the wheel where the build looks for it.
+    cached = build.cache_dir() / wheel.name
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wheel, cached)
+    new_pin = dict(pin, version=version, wheel=wheel.name, sha256=build.sha256_of(wheel), fork_revision=1)
+    build.PIN_FILE.write_text(json.dumps(new_pin, indent=2) + "\n", encoding="utf-8")
+
+    print(f"rebase: {len(results)} patch(es) from {pin['project']} {pin['version']} onto {version}")
+    for name, outcome, detail in results:
+        print(f"  {outcome:<21} {name}")
+        for path, hunks in detail.items():
+            print(f"      {path}: {', '.join(hunks)}")
+
+    # The real rebase, in the tree: 'upstream' becomes the new release, 'upstream-old' the pinned one.
+    git(tree, "tag", "-f", f"{UPSTREAM_REF}-old", old_upstream)
+    git(tree, "tag", "-f", UPSTREAM_REF, new_upstream)
+    git(tree, "rebase", "-q", "--onto", UPSTREAM_REF, f"{UPSTREAM_REF}-old", "fork", check=False,
+               env_extra={"GIT_EDITOR": "true"})
+    in_progress = (tree / ".git" / "rebase-merge").exists() or (tree / ".git" / "rebase-apply").exists()
+    print(f"upstream.json now pins {wheel.name} (fork_revision 1); the wheel is in {cached.parent}")
+    if in_progress:
+        print(
+            f"the tree {tree} stopped at the first conflict. Resolve it with git: edit the files, "
+            f"git add them, git rebase --continue (repeat), then: forktool.py export, check, lint, "
+            f"changes --write, and note the new base in CHANGELOG.md"
+        )
+        return 1
+    print("no conflicts: run forktool.py export, check, lint, changes --write, and note the new base in CHANGELOG.md")
     return 0
 
 
@@ -342,11 +513,20 @@ def main(argv=None):
     sub.add_parser("check", help="fail if re-exporting would change patches/ or a patch is not in series")
     sub.add_parser("lint", help="fail if a patch lacks its header or its behaviour test")
     p = sub.add_parser("changes", help="the table of what each patch changes (from the patch headers)")
-    p.add_argument("--write", action="store_true", help="update the generated table in README.md")
+    p.add_argument("--write", action="store_true", help="update the generated table in patches/README.md")
+    p = sub.add_parser("rebase", help="move the patch series onto a new upstream wheel (git 3-way merges)")
+    p.add_argument("wheel", help="the new upstream wheel, e.g. nvflare-2.9.1-py3-none-any.whl")
+    p.add_argument("--dir", default=str(WORK_TREE))
+    p.add_argument("--force", action="store_true", help="replace an existing tree")
     args = parser.parse_args(argv)
-    handler = {"tree": cmd_tree, "export": cmd_export, "check": cmd_check, "lint": cmd_lint, "changes": cmd_changes}[
-        args.cmd
-    ]
+    handler = {
+        "tree": cmd_tree,
+        "export": cmd_export,
+        "check": cmd_check,
+        "lint": cmd_lint,
+        "changes": cmd_changes,
+        "rebase": cmd_rebase,
+    }[args.cmd]
     try:
         return handler(args) or 0
     except (ToolError, build.BuildError) as e:

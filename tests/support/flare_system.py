@@ -141,6 +141,8 @@ class FlareSystem:
         return self
 
     def start(self, timeout: float = 120):
+        if os.environ.get("NVFLARE_FORK_TEST_IS_SYSTEM") == "0":  # set per test by tests/conftest.py
+            raise RuntimeError("a test that starts a FLARE system must be marked @pytest.mark.system")
         self.run_nvflare("poc", "start", timeout=timeout)
         self.started = True
         return self.wait_until_up(timeout)

@@ -25,7 +25,6 @@ import re
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
-README = Path(__file__).resolve().parents[2] / "README.md"  # carries the same generated region
 WRITE_ENV = "NVFLARE_FORK_WRITE_RELIABILITY"
 
 # id -> (scenario, what the test injects)
@@ -100,11 +99,6 @@ def table_region(text: str) -> str:
     if BEGIN not in text or END not in text:
         return ""
     return text[text.index(BEGIN) : text.index(END) + len(END)]
-
-
-def copy_region(text: str, region: str) -> str:
-    """``text`` with its generated region replaced by ``region`` (README's copy of the table)."""
-    return text.replace(table_region(text), region) if table_region(text) else text
 
 
 def replace_table(text: str, outcomes: dict) -> str:

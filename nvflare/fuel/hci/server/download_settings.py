@@ -94,6 +94,16 @@ def admin_download_chunk_size() -> int:
     return value
 
 
+def add_file_chunk_args() -> dict:
+    """add_file's keyword arguments: chunk_size only when one is configured.
+
+    Unset, the call keeps upstream's exact shape (add_file(downloader, file_name=...)),
+    which upstream's own unit tests rely on when they replace add_file.
+    """
+    value, _ = _lookup(ADMIN_DOWNLOAD_CHUNK_SIZE, ConfigService.get_int_var)
+    return {} if value is None else {"chunk_size": admin_download_chunk_size()}
+
+
 def admin_download_direct() -> bool:
     """Whether download_job_component offers the direct HTTPS response (default: yes)."""
     # Not get_bool_var: it reads any unknown word ("ture", "maybe") as false.
