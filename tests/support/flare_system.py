@@ -138,7 +138,24 @@ class FlareSystem:
         edited = self.root / "project.yml"
         edited.write_text(yaml.safe_dump(project, sort_keys=False))
         self.run_nvflare("poc", "prepare", "-i", str(edited), "--force")
+        self._own_storage()
         return self
+
+    def _own_storage(self):
+        """Job and snapshot storage inside this system's folder, not POC's shared /tmp/nvflare.
+
+        Two systems up at once (a test's own beside the shared one, or two developers' runs)
+        would otherwise read one job store: one server runs the other's jobs and fails them.
+        """
+        resources = json.loads(self.server_resources_file.read_text())
+        for comp in resources.get("components", []):
+            if comp.get("id") == "job_manager":
+                comp.setdefault("args", {})["uri_root"] = str(self.root / "jobs-storage")
+        try:
+            resources["snapshot_persistor"]["args"]["storage"]["args"]["root_dir"] = str(self.root / "snapshot-storage")
+        except (KeyError, TypeError):
+            pass
+        self.server_resources_file.write_text(json.dumps(resources, indent=2))
 
     def start(self, timeout: float = 120):
         if os.environ.get("NVFLARE_FORK_TEST_IS_SYSTEM") == "0":  # set per test by tests/conftest.py
