@@ -35,13 +35,14 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _define(parser):
+def _define(parser, standalone=False):
     sub = parser.add_subparsers(title="model subcommands", metavar="", dest="model_sub_cmd")
     p = sub.add_parser("verify", help="verify a downloaded model against its signed provenance (offline)")
     p.add_argument("file", help="the model file (as downloaded, e.g. MODEL_global_model.pt)")
     p.add_argument("--provenance", help="its provenance file (default: <file>.provenance.json)")
     p.add_argument("--ca", default=DEFAULT_CA, help=f"the project's root CA certificate (default: ./{DEFAULT_CA})")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    if standalone:  # under ``nvflare``, the global ``--format json`` (anywhere on the line) sets args.format
+        p.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
     return parser
 
 
@@ -98,7 +99,7 @@ def handle_model_cmd(args) -> int:
     if getattr(args, "model_sub_cmd", None) != "verify":
         print("usage: nvflare model verify <file> [--provenance P] [--ca rootCA.pem] [--format json]", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    as_json = args.format == "json"
+    as_json = getattr(args, "format", "txt") in ("json", "jsonl")
     try:
         statement = verify_file(args.file, args.provenance, args.ca)
     except (ProvenanceRefused, _Usage) as e:
@@ -117,7 +118,7 @@ def handle_model_cmd(args) -> int:
 
 
 def main(argv=None):
-    parser = _define(argparse.ArgumentParser(prog="python -m nvflare.tool.model.model_cli"))
+    parser = _define(argparse.ArgumentParser(prog="python -m nvflare.tool.model.model_cli"), standalone=True)
     return handle_model_cmd(parser.parse_args(argv))
 
 
