@@ -119,8 +119,19 @@ def test_only_a_server_certificate_signs(project):
     key, cert = project[0].issue("site-1", role="client")
     prov = mp.sign_statement(statement(server="site-1"), key, cert)
     assert refused(prov, project[0].pem) == (
-        "certificate is not a server certificate: 'site-1' has role 'client'; only the project's server signs models"
+        "certificate is not the project's server certificate: 'site-1' has role 'client'; only the project's server "
+        "signs models"
     )
+    # upstream's site certificates look like the server's (no role): only the server's name tells them apart
+    key, cert = project[0].issue("site-1", role=None)
+    prov = mp.sign_statement(statement(server="site-1"), key, cert)
+    assert mp.verify_provenance(prov, project[0].pem, SHA, len(DATA))["server"] == "site-1"
+    with pytest.raises(mp.ProvenanceRefused) as e:
+        mp.verify_provenance(prov, project[0].pem, SHA, len(DATA), server_identity="server1")
+    assert str(e.value) == (
+        "certificate is not the project's server certificate: it was issued to 'site-1', the project's server is 'server1'"
+    )
+    assert mp.verify_provenance(signed(project), project[0].pem, SHA, len(DATA), server_identity="server1")
 
 
 def test_statement_must_name_the_signing_server_and_project(project):

@@ -18,8 +18,8 @@ console, the FLARE API and the CLI verify it against the admin kit's rootCA.pem,
 ``nvflare model verify`` verifies the downloaded file offline. Whoever can write the job
 store (the attacker here edits the store's files directly, as a compromised store host
 would) is caught: changed bytes, changed bytes with a record to match, a changed
-statement, a statement signed under another project's root CA, a statement moved to
-another component. Each refusal is checked by its exact message, and no file is kept.
+statement, a statement signed under another project's root CA or with a client site's
+key, a statement moved to another component. Each refusal is checked by its exact message, and no file is kept.
 
 Behaviour test for cli-nvflare-model-verify.patch: without it ``nvflare model verify``
 is an unknown command.
@@ -155,10 +155,25 @@ def test_console_download_verifies_and_offline_verify(flare_system, signed_job, 
     assert missing.stderr.strip() == (
         f"FAILED {copy}: cannot read the provenance file {copy}.provenance.json: No such file or directory"
     )
+    # rootCA.pem alone (no admin kit's fed_admin.json beside it): the server's name must be given
+    alone = tmp_path / "rootCA.pem"
+    shutil.copyfile(root_ca(flare_system), alone)
+    nameless = verify_cli(flare_system, str(model), "--ca", str(alone))
+    assert nameless.returncode == 2
+    assert nameless.stderr.strip() == (
+        f"FAILED {model}: the project's server name is needed to tell its certificate from a client site's: pass "
+        f"--server <name> (server_identity in an admin kit's fed_admin.json; no fed_admin.json with it beside {alone})"
+    )
+    assert verify_cli(flare_system, str(model), "--ca", str(alone), "--server", server_name).returncode == 0
+    site = verify_cli(flare_system, str(model), "--ca", str(alone), "--server", "site-1")
+    assert site.returncode == 1 and site.stderr.strip() == (
+        f"FAILED {model}: certificate is not the project's server certificate: it was issued to {server_name!r}, "
+        "the project's server is 'site-1'"
+    )
     # another project's root CA does not vouch for this server
     other = tmp_path / "otherCA.pem"
     other.write_bytes(CA("other_project").pem)
-    foreign = verify_cli(flare_system, str(model), "--ca", str(other))
+    foreign = verify_cli(flare_system, str(model), "--ca", str(other), "--server", server_name)
     assert foreign.returncode == 1
     assert foreign.stderr.strip() == (
         f"FAILED {model}: certificate not issued by this project's root CA: the certificate was issued by "
@@ -253,6 +268,27 @@ def test_statement_signed_under_another_projects_root_ca_is_refused(flare_system
     assert line == (
         f"download of {GLOBAL} refused: certificate not issued by this project's root CA: the certificate was issued "
         f"by CN=other_project, the root CA is CN={PROJECT}; no file was kept"
+    )
+
+
+def test_statement_signed_by_a_client_sites_key_is_refused(flare_system, signed_job, server_name, tmp_path):
+    """A site's provisioned key and certificate come from this project's root CA, like the server's."""
+    site_kit = flare_system.prod / "site-1" / "startup"
+    key, cert = (site_kit / "client.key").read_bytes(), (site_kit / "client.crt").read_bytes()
+    evil = b"evil model" * 1000
+    evil_sha = hashlib.sha256(evil).hexdigest()
+    with tampered_store(flare_system, signed_job) as (model, meta, save):
+        model.write_bytes(evil)
+        r = meta["component_records"][GLOBAL]
+        r.update(sha256=evil_sha, size=len(evil))
+        statement = json.loads(r["provenance"]["statement"])
+        statement.update(sha256=evil_sha, size=len(evil), server="site-1")
+        r["provenance"] = sign_statement(statement, key, cert)
+        save()
+        line = refused_download(flare_system, signed_job, tmp_path / "dl")
+    assert line == (
+        f"download of {GLOBAL} refused: certificate is not the project's server certificate: it was issued to "
+        f"'site-1', the project's server is {server_name!r}; no file was kept"
     )
 
 

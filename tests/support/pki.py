@@ -63,8 +63,8 @@ class CA:
     def pem(self) -> bytes:
         return pem(self.cert)
 
-    def issue(self, cn: str, role: str = "server", kind: str = "rsa") -> tuple:
-        """(private key PEM, certificate PEM) of a participant."""
+    def issue(self, cn: str, role: str = None, kind: str = "rsa") -> tuple:
+        """(private key PEM, certificate PEM) of a participant (upstream 2.9 gives servers and sites no role)."""
         key = _key(kind)
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (

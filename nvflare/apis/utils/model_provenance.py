@@ -87,7 +87,7 @@ SERVER_ROLE = "server"
 # what a refusal says failed (the first words of its message)
 BAD_SIGNATURE = "bad signature"
 NOT_THIS_PROJECT = "certificate not issued by this project's root CA"
-NOT_A_SERVER = "certificate is not a server certificate"
+NOT_A_SERVER = "certificate is not the project's server certificate"
 BYTES_MISMATCH = "statement does not match the bytes"
 OTHER_COMPONENT = "statement is for another component or job"
 OTHER_SIGNER = "statement names another server or project"
@@ -248,13 +248,17 @@ def verify_provenance(
     size: int,
     component: Optional[str] = None,
     job_id: Optional[str] = None,
+    server_identity: Optional[str] = None,
 ) -> dict:
     """The statement (a dict) if every check passes, else ProvenanceRefused saying which failed.
 
     Order: certificate chain, signature, then the statement's content - so a statement
     whose content does not match is reported as such only when it is genuinely signed.
     ``component``/``job_id`` are checked when given (a download knows what it asked for;
-    an offline check of a renamed file does not).
+    an offline check of a renamed file does not). ``server_identity`` is the server's name
+    as the admin kit knows it (fed_admin.json): upstream issues client sites' certificates
+    from the same root CA and in the same shape as the server's (CN, O, no role), so only
+    the name tells a site's key from the server's - without it a site could sign models.
     """
     if not isinstance(provenance, dict):
         raise ProvenanceRefused(NOT_SIGNED, unsigned_reason(provenance))
@@ -275,6 +279,10 @@ def verify_provenance(
     if role and role != SERVER_ROLE:
         raise ProvenanceRefused(
             NOT_A_SERVER, f"{common_name(cert.subject)!r} has role {role!r}; only the project's server signs models"
+        )
+    if server_identity is not None and common_name(cert.subject) != server_identity:
+        raise ProvenanceRefused(
+            NOT_A_SERVER, f"it was issued to {common_name(cert.subject)!r}, the project's server is {server_identity!r}"
         )
     _check_signature(cert, provenance.get(ALGORITHM), text.encode("utf-8"), signature)
 

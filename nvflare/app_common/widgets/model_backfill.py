@@ -17,7 +17,7 @@ Jobs that ran before the fork (or with publishing off) have no ``MODEL_`` compon
 models are still inside the ``workspace`` archive the server stored when they ended. This
 takes them from there, with the same record the live store writes (sha256, size, original
 file name, format) plus ``"backfilled": true``, and stores them through the same job
-manager calls (set_client_data, then component_records.save_record).
+manager calls (set_client_data, then model_signer.save_signed_record: signed like a live one).
 
 Which files: the ones the job's own persistor wrote, as the job's own server config names
 them (the config the job ran with, inside the archive; the submitted job's config when

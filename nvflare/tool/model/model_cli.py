@@ -15,8 +15,9 @@
 
 Whoever receives a model from the admin machine (a deployment team, a registry, an
 auditor, a CI job) has the file, its ``<file>.provenance.json`` and the project's
-``rootCA.pem``, and no FLARE system: this command needs nothing else (it reads three
-files and uses model_provenance). Exit codes for pipelines: 0 verified, 1 the model or
+``rootCA.pem`` (and the server's name, which an admin kit's ``fed_admin.json`` beside it
+gives), and no FLARE system: this command needs nothing else (it reads those files and
+uses model_provenance). Exit codes for pipelines: 0 verified, 1 the model or
 its provenance failed a check (the message says which), 2 a file could not be read or
 the arguments are wrong. ``python -m nvflare.tool.model.model_cli verify ...`` works
 without the cli.py hook.
@@ -41,6 +42,11 @@ def _define(parser, standalone=False):
     p.add_argument("file", help="the model file (as downloaded, e.g. MODEL_global_model.pt)")
     p.add_argument("--provenance", help="its provenance file (default: <file>.provenance.json)")
     p.add_argument("--ca", default=DEFAULT_CA, help=f"the project's root CA certificate (default: ./{DEFAULT_CA})")
+    p.add_argument(
+        "--server",
+        help="the name of the project's server (default: server_identity from the fed_admin.json beside the CA, "
+        "as in an admin kit's startup folder)",
+    )
     if standalone:  # under ``nvflare``, the global ``--format json`` (anywhere on the line) sets args.format
         p.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
     return parser
@@ -63,7 +69,29 @@ class _Usage(Exception):
     pass
 
 
-def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA) -> dict:
+def server_identity(ca: str, given: str = None) -> str:
+    """The server's name: given, or the admin kit's (fed_admin.json beside rootCA.pem).
+
+    Needed because a client site's certificate comes from the same root CA and looks like
+    the server's (model_provenance.verify_provenance): the root CA alone cannot tell them apart.
+    """
+    if given:
+        return given
+    kit_config = os.path.join(os.path.dirname(os.path.abspath(ca)), "fed_admin.json")
+    try:
+        with open(kit_config) as f:
+            name = json.load(f)["admin"]["server_identity"]
+        if isinstance(name, str) and name:
+            return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise _Usage(
+        f"the project's server name is needed to tell its certificate from a client site's: pass --server <name> "
+        f"(server_identity in an admin kit's fed_admin.json; no fed_admin.json with it beside {ca})"
+    )
+
+
+def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA, server: str = None) -> dict:
     """The statement of a verified model file; ProvenanceRefused (check failed) or _Usage (unreadable)."""
     from nvflare.apis.utils.component_records import sha256_and_size
     from nvflare.apis.utils.model_provenance import verify_provenance
@@ -77,8 +105,9 @@ def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA) ->
     except ValueError as e:
         raise _Usage(f"the provenance file {provenance_path} is not JSON ({e})") from None
     root_ca = _read(ca, "the root CA")
+    name = server_identity(ca, server)
     sha, size = sha256_and_size(file)
-    return verify_provenance(provenance, root_ca, sha, size)
+    return verify_provenance(provenance, root_ca, sha, size, server_identity=name)
 
 
 def _summary(file: str, s: dict) -> str:
@@ -97,11 +126,12 @@ def handle_model_cmd(args) -> int:
     from nvflare.apis.utils.model_provenance import ProvenanceRefused
 
     if getattr(args, "model_sub_cmd", None) != "verify":
-        print("usage: nvflare model verify <file> [--provenance P] [--ca rootCA.pem] [--format json]", file=sys.stderr)
+        usage = "usage: nvflare model verify <file> [--provenance P] [--ca rootCA.pem] [--server NAME] [--format json]"
+        print(usage, file=sys.stderr)
         sys.exit(EXIT_USAGE)
     as_json = getattr(args, "format", "txt") in ("json", "jsonl")
     try:
-        statement = verify_file(args.file, args.provenance, args.ca)
+        statement = verify_file(args.file, args.provenance, args.ca, args.server)
     except (ProvenanceRefused, _Usage) as e:
         code = EXIT_FAILED if isinstance(e, ProvenanceRefused) else EXIT_USAGE
         if as_json:

@@ -16,8 +16,8 @@
 component_transfer calls ``check_received`` after the size and sha256 matched the record
 and before the temp file gets its final name, so a model whose signature or statement
 does not hold never appears under a final name (the same rule as a sha256 mismatch). The
-trust anchor is the admin kit's own ``rootCA.pem`` (the session's ``ca_cert``), never
-anything the server sent. After the rename, ``write_proof`` puts
+trust anchor is the admin kit's own ``rootCA.pem`` (the session's ``ca_cert``) and the
+server's name in the kit (``server_identity``), never anything the server sent. After the rename, ``write_proof`` puts
 ``<file>.provenance.json`` beside the model, so the proof travels with it
 (``nvflare model verify``).
 
@@ -56,7 +56,10 @@ def check_received(api, component: str, job_id: str, record: dict, sha256: str, 
     except (OSError, TypeError) as e:
         return f"cannot check the signature: the admin kit's root CA ({ca_path}) is not readable ({e})", ""
     try:
-        statement = verify_provenance(provenance, root_ca, sha256, size, component=component, job_id=job_id)
+        statement = verify_provenance(
+            provenance, root_ca, sha256, size, component=component, job_id=job_id,
+            server_identity=getattr(api, "server_identity", None) or "server",  # upstream AdminAPI's default
+        )
     except ProvenanceRefused as e:
         return str(e), ""
     return None, verified_line(statement)
