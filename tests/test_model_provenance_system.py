@@ -32,6 +32,7 @@ import shutil
 
 import pytest
 from cryptography import x509
+from admin_console import AdminConsole
 from cryptography.x509.oid import NameOID
 from downloads import console_download
 from job_components import JobStore
@@ -114,6 +115,15 @@ def test_published_model_is_signed_and_listed(flare_system, signed_job, server_n
         rows = {r["name"]: r for r in sess.list_job_component_info(signed_job)}
     assert rows[GLOBAL]["signed_by"] == f"{server_name} ({PROJECT})"
     assert "provenance" not in rows[GLOBAL]  # the listing shows who, the download verifies
+
+
+def test_console_listing_shows_who_signed(flare_system, signed_job, server_name):
+    JobStore(flare_system.jobs_storage).put(signed_job, "LOG_site-9", b"a log line\n")
+    with AdminConsole(flare_system.kit(), env=flare_system.env) as c:
+        out = c.run(f"list_job_component_info {signed_job}")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
+    signed_by = {row[0]: row[rows[0].index("SIGNED BY")] for row in rows[1:]}
+    assert signed_by[GLOBAL] == f"{server_name} ({PROJECT})" and signed_by["LOG_site-9"] == "not signed", out
 
 
 def test_console_download_verifies_and_offline_verify(flare_system, signed_job, server_name, tmp_path):

@@ -118,7 +118,8 @@ def _summary(file: str, s: dict) -> str:
     return (
         f"OK {file}: {verified_line(s)}; {s.get('component')} of job {s.get('job_id')} "
         f"({s.get('job_name')!r} by {s.get('submitter')}){rnd}{best}; original file {s.get('file_name')}, "
-        f"{s.get('size')} bytes, sha256 {s.get('sha256')}; stored {s.get('stored_at')} by nvflare {s.get('fork_version')}"
+        f"{s.get('size')} bytes, sha256 {s.get('sha256')}; "
+        f"stored {s.get('stored_at')} by nvflare {s.get('fork_version')}"
     )
 
 

@@ -22,7 +22,9 @@ transfer itself:
   server offers it (component_direct_reader), else - and from wherever that response
   stopped - by ranges, several in flight (component_range_reader);
 * the file gets its final name only when size and sha256 match the record the server
-  sent ahead of the data; otherwise the temp file is removed and the message says why;
+  sent ahead of the data and, for a signed model, its provenance verifies against the
+  admin kit's root CA (component_provenance; the proof is written beside it); otherwise
+  the temp file is removed and the message says why;
 * the final name keeps the original file's extension(s) from the record, so the file
   loads with its framework's loader as it is (``MODEL_global_model.weights.h5``; rule in
   component_file_names), and never replaces an existing file: ``__1``, ``__2``, ... go
@@ -238,7 +240,8 @@ class ComponentPuller:
                 proof = write_proof(final, record)
             except OSError as e:
                 os.unlink(final)
-                return _error(f"download of {component} failed: could not write its provenance file ({e}); no file was kept")
+                why = f"could not write its provenance file ({e})"
+                return _error(f"download of {component} failed: {why}; no file was kept")
         except (RangeRetryable, RangeRefused) as e:
             why = explain_failure(str(e), api.file_download_progress_timeout)
             return _error(f"download of {component} failed: {why}; no file was kept")
