@@ -121,7 +121,7 @@ def test_component_without_record_is_measured_by_the_server(flare_system, model_
         info = {i["name"]: i for i in sess.list_job_component_info(job_id)}
     assert open(path, "rb").read() == b"log line\n" * 1000
     # no record: no sha256, and the file keeps the bare component name
-    assert info["LOG_server"] == {"name": "LOG_server", "kind": "LOG", "size": 9000, "download_name": "LOG_server"}
+    assert info["LOG_server"] == {"name": "LOG_server", "kind": "LOG", "size": 9000, "download_name": "LOG_server", "signed_by": ""}
     assert os.path.basename(path) == "LOG_server"
 
 

@@ -156,10 +156,12 @@ def test_console_lists_components_with_sizes(flare_system, console_job):
         out = c.run(f"list_job_component_info {job_id}")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
     stored = flare_system.job_store_dir(job_id)
-    assert rows[0] == ["COMPONENT", "KIND", "FILE NAME", "FORMAT", "SIZE", "ROUND", "BEST BY", "SHA256"]
-    assert rows[1] == ["MODEL_big.zip", "MODEL", "big.zip", "-", str(BIG), "-", "-", sha256(stored / "MODEL_big.zip")]
+    assert rows[0] == ["COMPONENT", "KIND", "FILE NAME", "FORMAT", "SIZE", "ROUND", "BEST BY", "SIGNED BY", "SHA256"]
+    assert rows[1] == [
+        "MODEL_big.zip", "MODEL", "big.zip", "-", str(BIG), "-", "-", "not signed", sha256(stored / "MODEL_big.zip")
+    ]
     model_size = str((stored / "MODEL_global_model").stat().st_size)
     assert rows[2] == [
-        "MODEL_global_model", "MODEL", "FL_global_model.pt", "pytorch", model_size, "-", "-",
+        "MODEL_global_model", "MODEL", "FL_global_model.pt", "pytorch", model_size, "-", "-", "not signed",
         sha256(stored / "MODEL_global_model"),
     ]

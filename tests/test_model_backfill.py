@@ -66,6 +66,8 @@ def test_pt_job_backfilled_then_downloaded_byte_for_byte(flare_system, tmp_path)
             f"{BEST} from app_server/best_FL_global_model.pt ({len(best)} bytes, sha256 {sha(best)[:12]})"
         )
         records = job_meta(flare_system, job_id)["component_records"]
+        statement = json.loads(records[GLOBAL].pop("provenance")["statement"])  # signed like a live model
+        assert (statement["backfilled"], statement["sha256"], statement["component"]) == (True, sha(final), GLOBAL)
         assert records[GLOBAL] == {
             "sha256": sha(final), "size": len(final), "file_name": "FL_global_model.pt", "format": "pt_checkpoint",
             "kind": "global", "transfer": "backfill", "hashed": "store", "backfilled": True,
@@ -148,8 +150,8 @@ def test_console_backfill_and_download(flare_system, tmp_path):
         out = c.run(f"backfill_job_model {job_id}").splitlines()[0]  # then the console's "Done [..]"
         assert out == f"job {job_id}: backfilled: stored {GLOBAL} from {NP_MODEL} ({len(model)} bytes, sha256 {sha(model)[:12]})"
         dl = c.run(f"download_job_component {job_id} {GLOBAL} {tmp_path / 'dl'}", timeout=120)
-    assert "sha256 verified" in dl, dl
-    path = tmp_path / "dl" / GLOBAL
+    assert "sha256 verified" in dl and "signature verified (server server, project example_project)" in dl, dl
+    path = tmp_path / "dl" / f"{GLOBAL}.npy"  # the original file's extension (component_file_names)
     assert path.read_bytes() == model
     np.testing.assert_array_equal(np.load(path), np.load(__import__("io").BytesIO(model)))
 

@@ -100,11 +100,12 @@ def test_upgrade_backfill_and_download_both_jobs(upgraded):
     with AdminConsole(system.kit(), env=system.env) as c:
         for job in (old_job, new_job):
             out = c.run(f"download_job_component {job} {GLOBAL} {dest / job}", timeout=120)
-            assert "sha256 verified" in out, out
-    old_model = (dest / old_job / GLOBAL).read_bytes()
+            assert "sha256 verified" in out and "signature verified (server " in out, out  # kits from 2.9.0 sign too
+    # downloads keep the original extension (component_file_names)
+    old_model = (dest / old_job / f"{GLOBAL}.npy").read_bytes()
     assert old_model == workspace_member(system, old_job, "models/server.npy")
     # the live publisher's numpy fallback: the FL context's last global model, same weights
-    new_model = np.load(dest / new_job / GLOBAL)
+    new_model = np.load(dest / new_job / f"{GLOBAL}.npz")
     workspace_model = np.load(io.BytesIO(workspace_member(system, new_job, "models/server.npy")))
     (weights,) = [new_model[k] for k in new_model.files]
     np.testing.assert_array_equal(weights, workspace_model)

@@ -63,7 +63,7 @@ from nvflare.apis.fl_context import FLContext
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import check_component_name, shown_name
-from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of, save_record
+from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of
 from nvflare.apis.utils.model_record_info import MODEL_INFO, clean_model_info
 from nvflare.app_common.widgets.model_publish_defs import (
     CHANNEL,
@@ -90,6 +90,7 @@ from nvflare.app_common.widgets.model_publisher_injection import (
     place_publisher,
     store_read_by_job_processes,
 )
+from nvflare.app_common.widgets.model_signer import save_signed_record
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -278,7 +279,7 @@ class JobModelStore(Widget):
             name = component[len(DataTypes.MODEL.value) + 1 :]
             with self._store_lock:
                 job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
-                save_record(job_manager, job_id, component, record, fl_ctx)
+                record = save_signed_record(self._engine, job_manager, job_id, component, record, fl_ctx)
         finally:
             if os.path.exists(staged):
                 os.remove(staged)

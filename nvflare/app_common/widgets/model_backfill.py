@@ -17,7 +17,7 @@ Jobs that ran before the fork (or with publishing off) have no ``MODEL_`` compon
 models are still inside the ``workspace`` archive the server stored when they ended. This
 takes them from there, with the same record the live store writes (sha256, size, original
 file name, format) plus ``"backfilled": true``, and stores them through the same job
-manager calls (set_client_data, then component_records.save_record).
+manager calls (set_client_data, then model_signer.save_signed_record: signed like a live one).
 
 Which files: the ones the job's own persistor wrote, as the job's own server config names
 them (the config the job ran with, inside the archive; the submitted job's config when
@@ -40,9 +40,10 @@ from typing import Callable, List, Optional
 
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import WORKSPACE, DataTypes
-from nvflare.apis.utils.component_records import record_of, save_record
+from nvflare.apis.utils.component_records import record_of
 from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
 from nvflare.app_common.widgets.model_publish_settings import PublishSettings
+from nvflare.app_common.widgets.model_signer import save_signed_record
 from nvflare.fuel.utils.safe_zip import ArchiveRefused, SafeZip
 
 SERVER_CONFIG = "config_fed_server.json"
@@ -261,7 +262,7 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
             )
             name = component[len(DataTypes.MODEL.value) + 1 :]
             job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
-            save_record(job_manager, job_id, component, record, fl_ctx)
+            save_signed_record(engine, job_manager, job_id, component, record, fl_ctx)
         finally:
             if os.path.exists(staged):
                 os.remove(staged)

@@ -17,16 +17,21 @@ A user picks a model and loads it from this listing: which file it was (original
 and format), what it is worth (the round it comes from; for the best model the metric
 that made it best) and how to check it (size, sha256). The console table and the rows
 the FLARE API returns are built here from the same dict, so they cannot disagree; the
-CLI prints the same row after a download.
+CLI prints the same row after a download. "signed by" is what the stored provenance
+claims (``server (project)``), unverified here: a download and ``nvflare model verify``
+verify it (model_provenance).
 """
 
 from typing import List, Optional
 
 from nvflare.apis.utils.component_file_names import download_file_name
 from nvflare.apis.utils.component_records import FILE_NAME, FORMAT, SHA256
+from nvflare.apis.utils.model_provenance import PROVENANCE, signer_summary
 from nvflare.apis.utils.model_record_info import METRIC_MODE, METRIC_NAME, METRIC_VALUE, ROUND
 
-COLUMNS = ["component", "kind", "file name", "format", "size", "round", "best by", "sha256"]
+COLUMNS = ["component", "kind", "file name", "format", "size", "round", "best by", "signed by", "sha256"]
+SIGNED_BY = "signed_by"  # API row: "server (project)" of a signed component, "" if not signed
+NOT_SIGNED = "not signed"
 
 # record fields a row shows besides name, kind and size (anything else in a record, e.g.
 # how the store received it, stays in the job meta)
@@ -39,6 +44,7 @@ def info_row(name: str, kind: str, size: int, record: Optional[dict]) -> dict:
     row = {"name": name, "kind": kind, "size": size}
     row.update({k: record[k] for k in ROW_FIELDS if k in record})
     row["download_name"] = download_file_name(name, row)
+    row[SIGNED_BY] = signer_summary(record.get(PROVENANCE))
     return row
 
 
@@ -63,6 +69,7 @@ def table_cells(row: dict) -> List[str]:
         cell(row.get("size")),
         cell(row.get(ROUND)),
         cell(best_by(row)),
+        row.get(SIGNED_BY) or NOT_SIGNED,
         cell(row.get(SHA256)),
     ]
 

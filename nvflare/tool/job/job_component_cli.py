@@ -87,15 +87,26 @@ def cmd_job_download_component(cmd_args, open_session):
         # Only possible with --force (otherwise we stopped above) or a file that appeared
         # meanwhile: the verified download got a free name; --force moves it over target.
         if force:
+            from nvflare.fuel.hci.client.component_provenance import move_proof
+
             os.replace(path, target)
+            move_proof(path, target)
             path = target
     if is_json_mode():
         # "info": the same row list_job_component_info returns (file name, format, round, metric, sha256)
-        output_ok({"job_id": job_id, "component": component, "path": path, "info": info or {}})
+        output_ok({"job_id": job_id, "component": component, "path": path, "info": info or {}, **_signed(path)})
     else:
         print_human(f"Component {component} downloaded to: {path}")
         if info:
             print_human(_describe(info))
+        print_human(_signed(path)["signature"])
+
+
+def _signed(path: str) -> dict:
+    """What the (already verified) download says about its signature: the line, and the proof file beside it."""
+    from nvflare.fuel.hci.client.component_provenance import proof_summary
+
+    return proof_summary(path)
 
 
 def _listed_record(sess, job_id: str, component: str):

@@ -22,7 +22,9 @@ transfer itself:
   server offers it (component_direct_reader), else - and from wherever that response
   stopped - by ranges, several in flight (component_range_reader);
 * the file gets its final name only when size and sha256 match the record the server
-  sent ahead of the data; otherwise the temp file is removed and the message says why;
+  sent ahead of the data and, for a signed model, its provenance verifies against the
+  admin kit's root CA (component_provenance; the proof is written beside it); otherwise
+  the temp file is removed and the message says why;
 * the final name keeps the original file's extension(s) from the record, so the file
   loads with its framework's loader as it is (``MODEL_global_model.weights.h5``; rule in
   component_file_names), and never replaces an existing file: ``__1``, ``__2``, ... go
@@ -40,6 +42,7 @@ from nvflare.apis.utils.component_names import component_name_problem
 from nvflare.apis.utils.component_records import SHA256, SIZE
 from nvflare.fuel.hci.client.api_spec import CommandContext
 from nvflare.fuel.hci.client.api_status import APIStatus
+from nvflare.fuel.hci.client.component_provenance import check_received, write_proof
 from nvflare.fuel.hci.client.download_failures import explain_failure
 from nvflare.fuel.hci.cmd_arg_utils import join_args
 from nvflare.fuel.hci.client.component_direct_reader import (
@@ -228,8 +231,17 @@ class ComponentPuller:
                     f"download of {component} failed verification: received {writer.size} bytes with sha256 "
                     f"{sha}, the server recorded {expected_size} bytes with sha256 {expected_sha}; no file was kept"
                 )
+            refusal, signed = check_received(api, component, job_id, record, sha, writer.size)  # component_provenance
+            if refusal:
+                return _error(f"download of {component} refused: {refusal}; no file was kept")
             final = _claim_final_name(tmp_path, dest_dir, component, record)
             kept = True
+            try:
+                proof = write_proof(final, record)
+            except OSError as e:
+                os.unlink(final)
+                why = f"could not write its provenance file ({e})"
+                return _error(f"download of {component} failed: {why}; no file was kept")
         except (RangeRetryable, RangeRefused) as e:
             why = explain_failure(str(e), api.file_download_progress_timeout)
             return _error(f"download of {component} failed: {why}; no file was kept")
@@ -250,7 +262,8 @@ class ComponentPuller:
             ProtoKey.STATUS: APIStatus.SUCCESS,
             ProtoKey.DETAILS: (
                 f"downloaded {component} of job {job_id} to {final} "
-                f"({writer.size} bytes in {elapsed:.1f}s, {rate}/s, sha256 verified)"
+                f"({writer.size} bytes in {elapsed:.1f}s, {rate}/s, sha256 verified)\n{signed}"
+                + (f"; proof in {proof}" if proof else "")
             ),
             ProtoKey.META: make_meta(MetaStatusValue.OK, extra={MetaKey.LOCATION: final, COMPONENT_RECORD: record}),
         }

@@ -1,0 +1,205 @@
+# Copyright (c) 2026, the nvflare model fork authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Unit tests of model_provenance (statement, signing, every check and its message) and of
+the store's signer finding the server's key the way a provisioned kit names it.
+Certificates are made here (pki.py) in upstream provisioning's shape."""
+
+import base64
+import hashlib
+import json
+import os
+import re
+
+import pytest
+from pki import CA
+
+from nvflare.apis.utils import model_provenance as mp
+from nvflare.app_common.widgets.model_signer import provenance_for, server_key_files
+
+DATA = b"model bytes " * 100
+SHA = hashlib.sha256(DATA).hexdigest()
+RECORD = {"sha256": SHA, "size": len(DATA), "file_name": "model.pt", "format": "PyTorch", "round": 4,
+          "metric_name": "accuracy", "metric_value": 0.1 + 0.2, "metric_mode": "max", "transfer": "link"}
+
+
+@pytest.fixture(scope="module")
+def project():
+    ca = CA("example_project")
+    key, cert = ca.issue("server1")
+    return ca, key, cert
+
+
+def statement(**over):
+    s = mp.make_statement(project="example_project", server="server1", job_id="j1", job_name="hello", submitter="admin@a.org",
+                          component="MODEL_best_global_model", record=RECORD, stored_at="2026-11-30T00:00:00Z",
+                          fork_version="2.9.0+model.1")
+    s.update(over)
+    return s
+
+
+def signed(project, **over):
+    ca, key, cert = project
+    return mp.sign_statement(statement(**over), key, cert)
+
+
+def refused(prov, root, sha=SHA, size=len(DATA), component="MODEL_best_global_model", job_id="j1") -> str:
+    with pytest.raises(mp.ProvenanceRefused) as e:
+        mp.verify_provenance(prov, root, sha, size, component=component, job_id=job_id)
+    return str(e.value)
+
+
+def test_signed_statement_verifies_and_says_by_whom(project):
+    ca = project[0]
+    prov = signed(project)
+    assert prov["algorithm"] == "RSA-PSS-SHA256"
+    # the stored statement is the canonical text that was signed
+    assert prov["statement"] == json.dumps(json.loads(prov["statement"]), sort_keys=True, separators=(",", ":"))
+    assert " " not in prov["statement"]
+    s = mp.verify_provenance(prov, ca.pem, SHA, len(DATA), component="MODEL_best_global_model", job_id="j1")
+    assert (s["round"], s["metric_value"], s["submitter"], s["file_name"]) == (4, 0.1 + 0.2, "admin@a.org", "model.pt")
+    assert "transfer" not in s  # how the store received it is not a claim about the model
+    assert mp.verified_line(s) == "signature verified (server server1, project example_project)"
+    assert mp.signer_summary(prov) == "server1 (example_project)"
+    # a float metric survives the JSON round trip of the job meta and of the proof file
+    again = json.loads(mp.proof_document(json.loads(json.dumps(prov))))
+    assert mp.verify_provenance(again, ca.pem, SHA, len(DATA))["metric_value"] == 0.1 + 0.2
+
+
+def test_ec_server_key(project):
+    ca = project[0]
+    key, cert = ca.issue("server1", kind="ec")
+    prov = mp.sign_statement(statement(), key, cert)
+    assert prov["algorithm"] == "ECDSA-SHA256"
+    assert mp.verify_provenance(prov, ca.pem, SHA, len(DATA))["server"] == "server1"
+
+
+def test_changed_statement_is_a_bad_signature(project):
+    prov = signed(project)
+    forged = dict(prov, statement=prov["statement"].replace(SHA, "0" * 64))
+    assert refused(forged, project[0].pem) == "bad signature: the statement was not signed by the key of certificate 'server1'"
+    sig = bytearray(base64.b64decode(prov["signature"]))
+    sig[10] ^= 1
+    assert refused(dict(prov, signature=base64.b64encode(bytes(sig)).decode()), project[0].pem).startswith("bad signature: ")
+    assert re.fullmatch(
+        r"bad signature: algorithm 'ECDSA-SHA256' does not fit the certificate's \w*RSAPublicKey",
+        refused(dict(prov, algorithm="ECDSA-SHA256"), project[0].pem),
+    )
+
+
+def test_other_projects_ca_is_refused(project):
+    other = CA("other_project")
+    key, cert = other.issue("server1")
+    prov = mp.sign_statement(statement(), key, cert)
+    assert refused(prov, project[0].pem) == (
+        "certificate not issued by this project's root CA: the certificate was issued by CN=other_project, "
+        "the root CA is CN=example_project"
+    )
+    # a look-alike CA with the same project name but its own key
+    twin = CA("example_project")
+    key, cert = twin.issue("server1")
+    prov = mp.sign_statement(statement(), key, cert)
+    assert refused(prov, project[0].pem) == (
+        "certificate not issued by this project's root CA: the certificate names CN=example_project as issuer "
+        "but that root CA's key did not sign it"
+    )
+
+
+def test_only_a_server_certificate_signs(project):
+    key, cert = project[0].issue("site-1", role="client")
+    prov = mp.sign_statement(statement(server="site-1"), key, cert)
+    assert refused(prov, project[0].pem) == (
+        "certificate is not the project's server certificate: 'site-1' has role 'client'; only the project's server "
+        "signs models"
+    )
+    # upstream's site certificates look like the server's (no role): only the server's name tells them apart
+    key, cert = project[0].issue("site-1", role=None)
+    prov = mp.sign_statement(statement(server="site-1"), key, cert)
+    assert mp.verify_provenance(prov, project[0].pem, SHA, len(DATA))["server"] == "site-1"
+    with pytest.raises(mp.ProvenanceRefused) as e:
+        mp.verify_provenance(prov, project[0].pem, SHA, len(DATA), server_identity="server1")
+    assert str(e.value) == (
+        "certificate is not the project's server certificate: it was issued to 'site-1', the project's server is 'server1'"
+    )
+    assert mp.verify_provenance(signed(project), project[0].pem, SHA, len(DATA), server_identity="server1")
+
+
+def test_statement_must_name_the_signing_server_and_project(project):
+    assert refused(signed(project, server="server2"), project[0].pem) == (
+        "statement names another server or project: statement names server 'server2' of project 'example_project', "
+        "the certificate is server 'server1' of project 'example_project'"
+    )
+
+
+def test_statement_must_match_the_bytes(project):
+    other = hashlib.sha256(b"x").hexdigest()
+    assert refused(signed(project), project[0].pem, sha=other, size=1) == (
+        f"statement does not match the bytes: the statement says {len(DATA)} bytes with sha256 {SHA}, "
+        f"the file has 1 bytes with sha256 {other}"
+    )
+
+
+def test_statement_for_another_component_or_job(project):
+    assert refused(signed(project), project[0].pem, component="MODEL_global_model") == (
+        "statement is for another component or job: the statement is for MODEL_best_global_model of job j1, "
+        "this is MODEL_global_model of job j1"
+    )
+    assert refused(signed(project), project[0].pem, job_id="j2").endswith("this is MODEL_best_global_model of job j2")
+
+
+def test_unsigned_and_malformed(project):
+    assert refused(None, project[0].pem) == (
+        "not signed: no provenance was stored with it (stored before signing, or not a published model)"
+    )
+    assert refused({"unsigned": "the server has no key"}, project[0].pem) == "not signed: the server has no key"
+    assert mp.signer_summary({"unsigned": "x"}) == ""
+    prov = signed(project)
+    assert refused(dict(prov, signature="***"), project[0].pem) == "malformed provenance: the signature is not base64"
+    assert refused(dict(prov, certificate="junk"), project[0].pem).startswith(
+        "malformed provenance: the certificate is not a PEM certificate"
+    )
+    assert refused({"statement": "{}"}, project[0].pem) == "malformed provenance: statement or signature missing"
+
+
+def _kit(tmp_path, project, config=None, key_name="server.key", cert_name="server.crt"):
+    ca, key, cert = project
+    startup = tmp_path / "startup"
+    startup.mkdir()
+    (startup / key_name).write_bytes(key)
+    (startup / cert_name).write_bytes(cert)
+    if config is not None:
+        (startup / "fed_server.json").write_text(json.dumps(config))
+    return str(startup)
+
+
+def test_signer_uses_the_key_fed_server_json_names(tmp_path, project):
+    startup = _kit(tmp_path, project, {"servers": [{"ssl_private_key": "k.pem", "ssl_cert": "c.pem"}]}, "k.pem", "c.pem")
+    assert server_key_files(startup) == (os.path.join(startup, "k.pem"), os.path.join(startup, "c.pem"))
+    meta = {"name": "hello", "submitter_name": "admin@a.org"}
+    prov = provenance_for(startup, meta, "j1", "MODEL_best_global_model", RECORD)
+    s = mp.verify_provenance(prov, project[0].pem, SHA, len(DATA), component="MODEL_best_global_model", job_id="j1")
+    assert (s["project"], s["server"], s["job_name"], s["submitter"]) == ("example_project", "server1", "hello", "admin@a.org")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["stored_at"]) and s["fork_version"].startswith("2.9.0")
+
+
+def test_signer_without_a_key_stores_unsigned(tmp_path, project):
+    startup = tmp_path / "startup"
+    startup.mkdir()
+    assert provenance_for(str(startup), {}, "j1", "MODEL_global_model", RECORD) == {
+        "unsigned": "the server has no provisioned key and certificate (startup/server.key, server.crt)"
+    }
+    (startup / "server.key").write_text("not a key")
+    (startup / "server.crt").write_bytes(project[2])
+    assert provenance_for(str(startup), {}, "j1", "MODEL_global_model", RECORD) == {
+        "unsigned": "signing failed on the server (ValueError)"
+    }
