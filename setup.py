@@ -124,7 +124,12 @@ def _pip_env() -> dict:
 
 
 def _find_pip_python(env: dict):
-    candidates = [sys.executable, getattr(sys, "_base_executable", None), shutil.which("python3"), shutil.which("python")]
+    candidates = [
+        sys.executable,
+        getattr(sys, "_base_executable", None),
+        shutil.which("python3"),
+        shutil.which("python"),
+    ]
     seen = set()
     for exe in candidates:
         if not exe or exe in seen:
@@ -146,8 +151,16 @@ def _fetch_with_pip(pin: dict, dest: Path) -> Path:
         )
     with tempfile.TemporaryDirectory(prefix="nvflare-fork-fetch-") as tmp:
         cmd = [
-            exe, "-m", "pip", "download", f"{pin['project']}=={pin['version']}",
-            "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--dest", tmp,
+            exe,
+            "-m",
+            "pip",
+            "download",
+            f"{pin['project']}=={pin['version']}",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--dest",
+            tmp,
         ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         fetched = Path(tmp) / pin["wheel"]
@@ -180,7 +193,9 @@ def locate_upstream_wheel(pin: dict = None, log=None) -> Path:
     if cached.is_file():
         log(f"upstream wheel from cache: {cached}")
         return _verify(
-            cached, pin, "local cache",
+            cached,
+            pin,
+            "local cache",
             f"Delete it (rm '{cached}') so the build fetches a fresh copy, or set {ENV_WHEEL} to a genuine copy.",
         )
     log(f"fetching {pin['wheel']} with pip into {cached.parent}")
@@ -405,7 +420,7 @@ def build_wheel_file(out_dir, log=None, editable=False) -> Path:
             for info in entries:
                 if not info.filename.startswith(up_info + "/") or info.filename.endswith("/RECORD"):
                     continue
-                add(zout, new_info + info.filename[len(up_info):], contents[info.filename], info)
+                add(zout, new_info + info.filename[len(up_info) :], contents[info.filename], info)
             add(zout, f"{new_info}/MODIFICATIONS", modifications)
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")

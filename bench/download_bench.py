@@ -269,8 +269,13 @@ def machine() -> dict:
         mem = next(int(x.split()[1]) * 1024 for x in open("/proc/meminfo") if x.startswith("MemTotal"))
     except OSError:
         mem = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_bytes": mem, "python": platform.python_version(),
-            "load_avg_at_start": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_bytes": mem,
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
+    }
 
 
 def main():
@@ -283,8 +288,13 @@ def main():
 
     import nvflare
 
-    result = {"command": " ".join([os.path.relpath(sys.executable, REPO), *sys.argv]), "machine": machine(),
-              "nvflare": nvflare.__version__, "runs": args.runs, "sizes": {}}
+    result = {
+        "command": " ".join([os.path.relpath(sys.executable, REPO), *sys.argv]),
+        "machine": machine(),
+        "nvflare": nvflare.__version__,
+        "runs": args.runs,
+        "sizes": {},
+    }
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="download_bench_") as tmp:
         root = Path(tmp)

@@ -64,8 +64,12 @@ def job_end_times(system: FlareSystem, job: Path, runs: int, hashed_by: str) -> 
         waited = re.findall(
             rf"Pre-hashing of job {job_id}'s model files (?:was done \(|stopped unfinished after )([\d.]+)s", log
         )
-        prehashed = re.findall(rf"Pre-hashed \S*/{job_id}/\S*/{re.escape(MODEL)} \(\d+ bytes, sha256 \w+\) in ([\d.]+)s", log)
-        stored = re.findall(rf"Stored global model '{MODEL}' of job {job_id} as \S+ \(\d+ bytes, sha256 \w+ ([a-z ]+), \w+\)", log)
+        prehashed = re.findall(
+            rf"Pre-hashed \S*/{job_id}/\S*/{re.escape(MODEL)} \(\d+ bytes, sha256 \w+\) in ([\d.]+)s", log
+        )
+        stored = re.findall(
+            rf"Stored global model '{MODEL}' of job {job_id} as \S+ \(\d+ bytes, sha256 \w+ ([a-z ]+), \w+\)", log
+        )
         if not (published and waited and stored):
             raise RuntimeError(f"no publish lines for job {job_id}\n{system.tail_console()}")
         if stored[-1] != hashed_by:

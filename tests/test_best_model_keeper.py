@@ -60,7 +60,10 @@ def test_numpy_persistor_best_is_npy_and_replaces_the_previous_copy(tmp_path):
     second = _write_best(str(tmp_path), {"numpy_key": np.full((2, 2), 7.0)}, NPModelPersistor())
     assert first.path == second.path == str(tmp_path / "best_global_model.npy")
     assert (second.file_name, second.model_format, second.kind, second.temporary) == (
-        "best_global_model.npy", "numpy_npy", "best", True
+        "best_global_model.npy",
+        "numpy_npy",
+        "best",
+        True,
     )
     np.testing.assert_array_equal(np.load(second.path), np.full((2, 2), 7.0))
     assert os.listdir(tmp_path) == ["best_global_model.npy"]  # no temporary file left
@@ -72,7 +75,11 @@ def test_best_info_from_the_selectors_selection_info():
     ctx.set_prop(AppConstants.VALIDATION_RESULT, -0.25, private=True, sticky=False)  # negated for "min"
     ctx.set_prop(
         AppConstants.METRICS_SELECTION_INFO,
-        {"key_metric": {"name": "val_loss", "mode": "min"}, "best_round": 3, "best_metrics": {"val_loss": np.float32(0.25)}},
+        {
+            "key_metric": {"name": "val_loss", "mode": "min"},
+            "best_round": 3,
+            "best_metrics": {"val_loss": np.float32(0.25)},
+        },
         private=True,
         sticky=False,
     )
@@ -111,7 +118,9 @@ def test_keras_best_is_written_with_the_persistors_model_which_keeps_its_own_wei
     best = {k: v + 1.0 for k, v in flat.items()}
     kept = _write_best(str(tmp_path), best, persistor)
     assert (kept.path, kept.file_name, kept.model_format) == (
-        str(tmp_path / "best_global_model.weights.h5"), "best_global_model.weights.h5", "TensorFlow"
+        str(tmp_path / "best_global_model.weights.h5"),
+        "best_global_model.weights.h5",
+        "TensorFlow",
     )
     for a, b in zip(persistor.model.get_weights(), own):  # put back
         np.testing.assert_array_equal(a, b)

@@ -41,7 +41,10 @@ def run_build(repo_dir, env_extra, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, str(repo_dir / "setup.py"), "wheel", "-o", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return proc, out
 

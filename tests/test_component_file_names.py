@@ -153,17 +153,51 @@ def test_model_info_keeps_only_well_formed_values():
 
 def test_info_row_and_table_agree():
     rec = {
-        "sha256": SHA, "size": 10, "file_name": "tf_model.weights.h5", "format": "TensorFlow", "kind": "best",
-        "transfer": "link", "round": 2, "metric_name": "accuracy", "metric_value": 0.875, "metric_mode": "max",
+        "sha256": SHA,
+        "size": 10,
+        "file_name": "tf_model.weights.h5",
+        "format": "TensorFlow",
+        "kind": "best",
+        "transfer": "link",
+        "round": 2,
+        "metric_name": "accuracy",
+        "metric_value": 0.875,
+        "metric_mode": "max",
     }
     row = info_row("MODEL_best_global_model", "MODEL", 10, rec)
     assert row == {
-        "name": "MODEL_best_global_model", "kind": "MODEL", "size": 10, "sha256": SHA,
-        "file_name": "tf_model.weights.h5", "format": "TensorFlow", "round": 2, "metric_name": "accuracy",
-        "metric_value": 0.875, "metric_mode": "max", "download_name": "MODEL_best_global_model.weights.h5",
+        "name": "MODEL_best_global_model",
+        "kind": "MODEL",
+        "size": 10,
+        "sha256": SHA,
+        "file_name": "tf_model.weights.h5",
+        "format": "TensorFlow",
+        "round": 2,
+        "metric_name": "accuracy",
+        "metric_value": 0.875,
+        "metric_mode": "max",
+        "download_name": "MODEL_best_global_model.weights.h5",
         "signed_by": "",
     }
     assert table_cells(row) == [
-        "MODEL_best_global_model", "MODEL", "tf_model.weights.h5", "TensorFlow", "10", "2", "accuracy=0.875 (max)", "not signed", SHA,
+        "MODEL_best_global_model",
+        "MODEL",
+        "tf_model.weights.h5",
+        "TensorFlow",
+        "10",
+        "2",
+        "accuracy=0.875 (max)",
+        "not signed",
+        SHA,
     ]
-    assert table_cells(info_row("LOG_site-1", "LOG", 5, None)) == ["LOG_site-1", "LOG", "-", "-", "5", "-", "-", "not signed", "-"]
+    assert table_cells(info_row("LOG_site-1", "LOG", 5, None)) == [
+        "LOG_site-1",
+        "LOG",
+        "-",
+        "-",
+        "5",
+        "-",
+        "-",
+        "not signed",
+        "-",
+    ]

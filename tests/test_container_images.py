@@ -84,7 +84,10 @@ def test_job_image_recipe_builds_on_the_fork_image(repo):
     text = (repo / "docker" / "job-image.Dockerfile").read_text()
     lines = [line for line in logical_lines(text) if line and not line.startswith("#")]
     assert lines[0] == "ARG BASE_IMAGE=nvflare-fork:2.9.0-model.1"
-    assert "docker build -f docker/Dockerfile -t nvflare-fork:2.9.0-model.1 ." in (repo / "docker" / "Dockerfile").read_text()
+    assert (
+        "docker build -f docker/Dockerfile -t nvflare-fork:2.9.0-model.1 ."
+        in (repo / "docker" / "Dockerfile").read_text()
+    )
     assert lines[1] == "FROM ${BASE_IMAGE}"
     (run,) = [line for line in lines if line.startswith("RUN ")]
     assert run.startswith("RUN pip install --no-cache-dir ${FRAMEWORK} && python -c ")
@@ -133,10 +136,14 @@ def image_python(repo, fork_wheel, fork_version, tmp_path_factory):
     shutil.copy(repo / "nvflare" / "lighter" / "impl" / "install_nvflare_fork.sh", stage_dir)
     stage = final_stage(repo / "docker" / "Dockerfile")
     (install,) = [line for line in stage if "install_nvflare_fork.sh" in line and line.startswith("RUN ")]
-    command = install[len("RUN "):].replace("/tmp/nvflare-fork", str(stage_dir))
+    command = install[len("RUN ") :].replace("/tmp/nvflare-fork", str(stage_dir))
     command = command.replace("/etc/nvflare-constraints.txt", str(root / "etc" / "nvflare-constraints.txt"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "PYTHON": str(python),
-           "NVFLARE_FORK_VERSION": arg_default(stage, "NVFLARE_FORK_VERSION")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(root),
+        "PYTHON": str(python),
+        "NVFLARE_FORK_VERSION": arg_default(stage, "NVFLARE_FORK_VERSION"),
+    }
     proc = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"installed nvflare {fork_version}; pinned in" in proc.stdout
@@ -145,27 +152,48 @@ def image_python(repo, fork_wheel, fork_version, tmp_path_factory):
 
 
 def test_every_import_of_the_k8s_and_docker_launchers_resolves_in_the_image(image_python):
-    site = Path(subprocess.run(
-        [str(image_python), "-c", "import nvflare, os; print(os.path.dirname(os.path.dirname(nvflare.__file__)))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(image_python), "-c", "import nvflare, os; print(os.path.dirname(os.path.dirname(nvflare.__file__)))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     names = launcher_imports(site)
     # the deferred imports of ServerK8sJobLauncher.launch_job and the docker SDK are among them
-    assert {"kubernetes:config", "kubernetes.client.api:core_v1_api", "kubernetes.client.rest:ApiException",
-            "docker", "docker.models.containers:RUN_CREATE_KWARGS"} <= names
-    proc = subprocess.run([str(image_python), "-c", PROBE, json.dumps(sorted(names))],
-                          capture_output=True, text=True, timeout=600)
+    assert {
+        "kubernetes:config",
+        "kubernetes.client.api:core_v1_api",
+        "kubernetes.client.rest:ApiException",
+        "docker",
+        "docker.models.containers:RUN_CREATE_KWARGS",
+    } <= names
+    proc = subprocess.run(
+        [str(image_python), "-c", PROBE, json.dumps(sorted(names))], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
 
 
-def test_the_install_line_refuses_a_wheel_whose_version_differs_from_the_label(repo, fork_wheel, image_python, tmp_path):
+def test_the_install_line_refuses_a_wheel_whose_version_differs_from_the_label(
+    repo, fork_wheel, image_python, tmp_path
+):
     """NVFLARE_FORK_VERSION is checked after the install: a mismatched label fails the build."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": str(image_python),
-           "NVFLARE_FORK_VERSION": "2.9.0+model.99"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHON": str(image_python),
+        "NVFLARE_FORK_VERSION": "2.9.0+model.99",
+    }
     script = repo / "nvflare" / "lighter" / "impl" / "install_nvflare_fork.sh"
-    proc = subprocess.run(["sh", str(script), str(fork_wheel), str(tmp_path / "c.txt")],
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        ["sh", str(script), str(fork_wheel), str(tmp_path / "c.txt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f"install_nvflare_fork.sh: {fork_wheel} installed nvflare 2.9.0+model.1, not 2.9.0+model.99"

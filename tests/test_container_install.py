@@ -49,7 +49,10 @@ def provision(root: Path, builders: list) -> Path:
             {"name": "admin@nvidia.com", "type": "admin", "org": "nvidia", "role": "project_admin"},
         ],
         "builders": [
-            {"path": "nvflare.lighter.impl.workspace.WorkspaceBuilder", "args": {"template_file": ["master_template.yml"]}},
+            {
+                "path": "nvflare.lighter.impl.workspace.WorkspaceBuilder",
+                "args": {"template_file": ["master_template.yml"]},
+            },
             {"path": "nvflare.lighter.impl.static_file.StaticFileBuilder", "args": {"config_folder": "config"}},
             *builders,
             {"path": "nvflare.lighter.impl.cert.CertBuilder"},
@@ -118,7 +121,10 @@ def test_install_script_refuses_upstream_then_installs_and_pins_the_fork(
     constraints = tmp_path / "etc" / "nvflare-constraints.txt"
     proc = subprocess.run(
         ["sh", str(compose_dir / SCRIPT), str(upstream_wheel), str(constraints)],
-        env=env, capture_output=True, text=True, timeout=900,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -128,7 +134,10 @@ def test_install_script_refuses_upstream_then_installs_and_pins_the_fork(
 
     proc = subprocess.run(
         ["sh", str(compose_dir / SCRIPT), str(compose_dir / WHEEL), str(constraints)],
-        env=env, capture_output=True, text=True, timeout=900,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     assert constraints.read_text() == "nvflare==2.9.0+model.1\n"
@@ -138,13 +147,21 @@ def test_install_script_refuses_upstream_then_installs_and_pins_the_fork(
     # A locally edited install is never shipped into images.
     site = subprocess.run(
         [str(fresh_python), "-c", "import nvflare, os; print(os.path.dirname(nvflare.__file__))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     with open(Path(site) / "apis" / "storage.py", "a") as f:
         f.write("# local edit\n")
     proc = subprocess.run(
-        [str(fresh_python), "-c", f"from nvflare.lighter.impl.fork_image import write_installed_wheel as w; w({str(tmp_path)!r})"],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(fresh_python),
+            "-c",
+            f"from nvflare.lighter.impl.fork_image import write_installed_wheel as w; w({str(tmp_path)!r})",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (

@@ -36,7 +36,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from flare_system import FlareSystem, free_port
 from model_jobs import BEST, GLOBAL, pt_fedavg_job, run_and_catch_finish
 
@@ -130,10 +129,19 @@ def k8s_kit_configurer(root: Path, images: dict):
     from nvflare.tool.deploy import deploy_common, k8s_deploy
 
     def configure(kit: Path):
-        deploy_common._patch_resources(kit, "k8s_launcher", "pod_launchers.LocalK8sServerJobLauncher", {
-            "pods_root": str(root / "pods"), "images": images, "hosts": ["server"], "namespace": "default",
-            "default_python_path": k8s_deploy.K8S_PARENT_PYTHON_PATH, "workspace_mount_path": str(kit),
-        })
+        deploy_common._patch_resources(
+            kit,
+            "k8s_launcher",
+            "pod_launchers.LocalK8sServerJobLauncher",
+            {
+                "pods_root": str(root / "pods"),
+                "images": images,
+                "hosts": ["server"],
+                "namespace": "default",
+                "default_python_path": k8s_deploy.K8S_PARENT_PYTHON_PATH,
+                "workspace_mount_path": str(kit),
+            },
+        )
         k8s_deploy._patch_comm_config_for_k8s(kit, "server", "server", free_port(), server_service_name="localhost")
 
     return configure
@@ -146,11 +154,20 @@ def docker_system(tmp_path_factory, images):
     root = tmp_path_factory.mktemp("flare_docker")
 
     def configure(kit: Path):
-        deploy_common._patch_resources(kit, "docker_launcher", "pod_launchers.LocalDockerServerJobLauncher", {
-            "containers_root": str(root / "containers"), "images": images, "hosts": ["server"],
-            "workspace_mount": str(kit), "workspace": str(kit), "network": "nvflare-network",
-            "default_python_path": "/usr/local/bin/python",
-        })
+        deploy_common._patch_resources(
+            kit,
+            "docker_launcher",
+            "pod_launchers.LocalDockerServerJobLauncher",
+            {
+                "containers_root": str(root / "containers"),
+                "images": images,
+                "hosts": ["server"],
+                "workspace_mount": str(kit),
+                "workspace": str(kit),
+                "network": "nvflare-network",
+                "default_python_path": "/usr/local/bin/python",
+            },
+        )
         docker_deploy._patch_comm_config_for_docker(kit)
         resources = json.loads((kit / "local" / "resources.json.default").read_text())
         resources["model_publish_job_images_have_fork"] = True  # this site's job images have the fork
@@ -254,8 +271,10 @@ def test_docker_container_with_the_fork_links_from_the_bind_mounted_run_folder(d
     assert "exec /usr/local/bin/python -u -m nvflare.private.fed.app.server.runner_process " in entry
     assert " -p stcp://server:" in entry
     log = docker_system.console_log.read_text(errors="replace")
-    assert f"Added the model publisher to job {job_id} (its server process runs from the job's own image " \
-           "(LocalDockerServerJobLauncher); model_publish_job_images_have_fork is true on this server)" in log
+    assert (
+        f"Added the model publisher to job {job_id} (its server process runs from the job's own image "
+        "(LocalDockerServerJobLauncher); model_publish_job_images_have_fork is true on this server)" in log
+    )
 
 
 def test_docker_container_from_a_stock_image_declared_by_the_job_runs_as_upstream(docker_system, tmp_path):

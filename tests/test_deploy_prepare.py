@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from flare_system import FlareSystem
 
 NVFLARE = str(Path(sys.executable).parent / "nvflare")
@@ -44,10 +43,14 @@ OPERATOR_SETTINGS = {
     "admin_download_chunk_size": 1048576,
 }
 RUNTIMES = {
-    "k8s": ({"runtime": "k8s", "parent": {"docker_image": "registry.example/nvflare-fork:2.9.0-model.1"}},
-            "nvflare.app_opt.job_launcher.k8s_launcher.ServerK8sJobLauncher"),
-    "docker": ({"runtime": "docker", "parent": {"docker_image": "nvflare-fork:2.9.0-model.1"}},
-               "nvflare.app_opt.job_launcher.docker_launcher.ServerDockerJobLauncher"),
+    "k8s": (
+        {"runtime": "k8s", "parent": {"docker_image": "registry.example/nvflare-fork:2.9.0-model.1"}},
+        "nvflare.app_opt.job_launcher.k8s_launcher.ServerK8sJobLauncher",
+    ),
+    "docker": (
+        {"runtime": "docker", "parent": {"docker_image": "nvflare-fork:2.9.0-model.1"}},
+        "nvflare.app_opt.job_launcher.docker_launcher.ServerDockerJobLauncher",
+    ),
 }
 
 
@@ -68,7 +71,9 @@ def prepare(kit: Path, runtime: str, tmp_path: Path) -> tuple:
     out = tmp_path / f"prepared-{runtime}"
     proc = subprocess.run(
         [NVFLARE, "deploy", "prepare", str(kit), "--config", str(config), "--output", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc.stdout + proc.stderr
@@ -142,7 +147,10 @@ def test_prepared_helm_chart_and_docker_script_are_upstreams(fork_kit, tmp_path)
     """The hook changes local/ only: chart and start script stay upstream's."""
     out, _ = prepare(operator_kit(fork_kit, tmp_path), "k8s", tmp_path)
     values = yaml.safe_load((out / "helm_chart" / "values.yaml").read_text())
-    assert values["image"] == {"repository": "registry.example/nvflare-fork", "tag": "2.9.0-model.1",
-                               "pullPolicy": "IfNotPresent"}
+    assert values["image"] == {
+        "repository": "registry.example/nvflare-fork",
+        "tag": "2.9.0-model.1",
+        "pullPolicy": "IfNotPresent",
+    }
     out, _ = prepare(operator_kit(fork_kit, tmp_path / "d"), "docker", tmp_path / "d")
     assert (out / "startup" / "start_docker.sh").is_file()

@@ -44,8 +44,8 @@ from downloads import wait_until
 from flare_system import PROJECT_ADMIN, FlareSystem
 from job_components import LEAD, ORG_ADMIN, JobStore, sha256, write_numpy_job
 
-from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.f3.drivers.direct_download_route import BUSY, ROUTE, TRANSFER_HEADER
+from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID

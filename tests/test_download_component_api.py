@@ -57,7 +57,9 @@ def model_job(flare_system, tmp_path_factory):
     model_file = tmp / "FL_global_model.pt"
     torch.save({"weight": torch.arange(12.0).reshape(3, 4), "bias": torch.ones(3)}, model_file)
     store = JobStore(flare_system.jobs_storage)
-    record = store.put(job_id, "MODEL_global_model", str(model_file), file_name="FL_global_model.pt", model_format="pytorch")
+    record = store.put(
+        job_id, "MODEL_global_model", str(model_file), file_name="FL_global_model.pt", model_format="pytorch"
+    )
     store.put(job_id, "LOG_server", b"log line\n" * 1000, record=False)  # like a client log: no record
     store.put(job_id, "MODEL_bundle.zip", zip_bytes())  # a real zip, to show it is never unzipped
     return job_id, record, store
@@ -121,7 +123,13 @@ def test_component_without_record_is_measured_by_the_server(flare_system, model_
         info = {i["name"]: i for i in sess.list_job_component_info(job_id)}
     assert open(path, "rb").read() == b"log line\n" * 1000
     # no record: no sha256, and the file keeps the bare component name
-    assert info["LOG_server"] == {"name": "LOG_server", "kind": "LOG", "size": 9000, "download_name": "LOG_server", "signed_by": ""}
+    assert info["LOG_server"] == {
+        "name": "LOG_server",
+        "kind": "LOG",
+        "size": 9000,
+        "download_name": "LOG_server",
+        "signed_by": "",
+    }
     assert os.path.basename(path) == "LOG_server"
 
 
@@ -176,16 +184,37 @@ def test_size_overrun_stops_the_transfer(flare_system, model_job, tmp_path):
     "job_id, component, exc, message",
     [
         ("not-a-job", "MODEL_global_model", JobNotFound, "no such job: not-a-job"),
-        ("0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f", "MODEL_global_model", JobNotFound,
-         "no such job: 0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f"),
-        ("JOB", "MODEL_x/../../meta", InvalidArgumentError,
-         f"invalid component name 'MODEL_x/../../meta': {NAME_RULE}, without '..'"),
-        ("JOB", "model_global_model", InvalidArgumentError, f"invalid component name 'model_global_model': {NAME_RULE}"),
+        (
+            "0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f",
+            "MODEL_global_model",
+            JobNotFound,
+            "no such job: 0b5b8c1e-94b4-4a4c-9f7e-3d7e8a1c2b6f",
+        ),
+        (
+            "JOB",
+            "MODEL_x/../../meta",
+            InvalidArgumentError,
+            f"invalid component name 'MODEL_x/../../meta': {NAME_RULE}, without '..'",
+        ),
+        (
+            "JOB",
+            "model_global_model",
+            InvalidArgumentError,
+            f"invalid component name 'model_global_model': {NAME_RULE}",
+        ),
         ("JOB", "", InvalidArgumentError, f"component name must be a non-empty string: {NAME_RULE}"),
-        ("JOB", "MODEL_missing", ComponentNotFound,
-         "component 'MODEL_missing' not found in job JOB; the job has: LISTED"),
-        ("JOB", "workspace", InternalError,
-         "syntax error: component 'workspace' is part of every job: download it with download_job"),
+        (
+            "JOB",
+            "MODEL_missing",
+            ComponentNotFound,
+            "component 'MODEL_missing' not found in job JOB; the job has: LISTED",
+        ),
+        (
+            "JOB",
+            "workspace",
+            InternalError,
+            "syntax error: component 'workspace' is part of every job: download it with download_job",
+        ),
     ],
 )
 def test_api_errors(flare_system, model_job, job_id, component, exc, message, tmp_path):

@@ -65,7 +65,9 @@ def test_json_output(flare_system, cli_job, tmp_path):
     data = json.loads(out.stdout.strip().splitlines()[-1])["data"]
     path = tmp_path / "components" / cli_job / "MODEL_global_model"
     assert {k: data[k] for k in ("job_id", "component", "path")} == {
-        "job_id": cli_job, "component": "MODEL_global_model", "path": str(path)
+        "job_id": cli_job,
+        "component": "MODEL_global_model",
+        "path": str(path),
     }
     with flare_system.session() as sess:  # the CLI shows the row the API and the console list
         listed = {r["name"]: r for r in sess.list_job_component_info(cli_job)}

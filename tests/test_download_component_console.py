@@ -56,8 +56,9 @@ def console(flare_system, user="admin@nvidia.com"):
 
 
 def downloaded_path(output: str) -> str:
-    m = re.search(r"^downloaded \S+ of job \S+ to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$",
-                  output, re.M)
+    m = re.search(
+        r"^downloaded \S+ of job \S+ to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$", output, re.M
+    )
     assert m, output
     return m.group(1)
 
@@ -110,7 +111,9 @@ def _download_huge_with_progress(flare_system, job_id, tmp_path):
     assert path == str(dest / "MODEL_huge.zip") and os.path.isfile(path)
     assert sha256(path) == sha256(flare_system.job_store_dir(job_id) / "MODEL_huge.zip")
     assert os.listdir(dest) == ["MODEL_huge.zip"]
-    progress = re.findall(r"^downloading MODEL_huge.zip: ([\d.]+) MiB of 1024.0 MiB \(\d+%\), ([\d.]+) MiB/s$", out, re.M)
+    progress = re.findall(
+        r"^downloading MODEL_huge.zip: ([\d.]+) MiB of 1024.0 MiB \(\d+%\), ([\d.]+) MiB/s$", out, re.M
+    )
     assert progress, out
     assert all(float(rate) > 0 for _, rate in progress)
     for k in watched:
@@ -131,10 +134,8 @@ def test_console_errors(flare_system, console_job):
         "download_job_component not-a-job MODEL_global_model": "Error: invalid job_id not-a-job",
         f"download_job_component {UNKNOWN_JOB} MODEL_global_model": f"Error: no such job: {UNKNOWN_JOB}",
         f"download_job_component {job_id} MODEL_a/../../b": f"invalid component name 'MODEL_a/../../b': {rule}, without '..'",
-        f"download_job_component {job_id} MODEL_nothing":
-            f"Error: component 'MODEL_nothing' not found in job {job_id}; the job has: MODEL_big.zip, MODEL_global_model",
-        f"download_job_component {job_id} data":
-            "Error: component 'data' is part of every job: download it with download_job",
+        f"download_job_component {job_id} MODEL_nothing": f"Error: component 'MODEL_nothing' not found in job {job_id}; the job has: MODEL_big.zip, MODEL_global_model",
+        f"download_job_component {job_id} data": "Error: component 'data' is part of every job: download it with download_job",
         "list_job_component_info": "Error: Usage: list_job_component_info job_id",
     }
     before = sorted(os.listdir(flare_system.transfer_dir()))
@@ -158,10 +159,25 @@ def test_console_lists_components_with_sizes(flare_system, console_job):
     stored = flare_system.job_store_dir(job_id)
     assert rows[0] == ["COMPONENT", "KIND", "FILE NAME", "FORMAT", "SIZE", "ROUND", "BEST BY", "SIGNED BY", "SHA256"]
     assert rows[1] == [
-        "MODEL_big.zip", "MODEL", "big.zip", "-", str(BIG), "-", "-", "not signed", sha256(stored / "MODEL_big.zip")
+        "MODEL_big.zip",
+        "MODEL",
+        "big.zip",
+        "-",
+        str(BIG),
+        "-",
+        "-",
+        "not signed",
+        sha256(stored / "MODEL_big.zip"),
     ]
     model_size = str((stored / "MODEL_global_model").stat().st_size)
     assert rows[2] == [
-        "MODEL_global_model", "MODEL", "FL_global_model.pt", "pytorch", model_size, "-", "-", "not signed",
+        "MODEL_global_model",
+        "MODEL",
+        "FL_global_model.pt",
+        "pytorch",
+        model_size,
+        "-",
+        "-",
+        "not signed",
         sha256(stored / "MODEL_global_model"),
     ]

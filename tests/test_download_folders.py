@@ -73,9 +73,20 @@ def test_api_both_orders(flare_system, tmp_path):
 
 def test_cli_both_orders(flare_system, job_id, tmp_path):
     def cli(*args):
-        done = flare_system.run_nvflare("job", "download", job_id, "-o", str(tmp_path), *args,
-                                        "--startup-kit", str(flare_system.kit()), check=False, timeout=180)
+        done = flare_system.run_nvflare(
+            "job",
+            "download",
+            job_id,
+            "-o",
+            str(tmp_path),
+            *args,
+            "--startup-kit",
+            str(flare_system.kit()),
+            check=False,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr
+
     cli("--component", "MODEL_global_model")
     cli()
     assert (tmp_path / job_id).is_dir() and not (tmp_path / f"{job_id}__1").exists()

@@ -186,7 +186,9 @@ def test_logout_ends_the_transfer_and_removes_its_folder(flare_system, range_job
     job_id, _ = range_job
     with flare_system.session() as sess:
         transfer = open_transfer(sess, job_id)
-        (tx,) = [d for d in (flare_system.server_dir / "transfer").iterdir() if (d / job_id / "MODEL_range").is_symlink()]
+        (tx,) = [
+            d for d in (flare_system.server_dir / "transfer").iterdir() if (d / job_id / "MODEL_range").is_symlink()
+        ]
         assert len(RangeSource(sess.api.cell, transfer, timeout=10).fetch(0, 10)) == 10
     deadline = time.time() + 10
     while tx.exists() and time.time() < deadline:

@@ -54,7 +54,9 @@ def tuned(tmp_path_factory):
     try:
         system.prepare()
         # direct off: this system shows the range transfer alone (and the setting working)
-        system.set_server_settings(admin_download_timeout=3600, admin_download_chunk_size=CHUNK, admin_download_direct=False)
+        system.set_server_settings(
+            admin_download_timeout=3600, admin_download_chunk_size=CHUNK, admin_download_direct=False
+        )
         system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(SHORT_TIMEOUT)
         system.start()
         job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1))
@@ -105,8 +107,11 @@ def start_download(sess, job_id, component):
 
 def pull(sess, meta, consumer):
     download_object(
-        from_fqcn=meta["source_fqcn"], ref_id=meta["ref_id"], per_request_timeout=5.0,
-        cell=sess.api.cell, consumer=consumer,
+        from_fqcn=meta["source_fqcn"],
+        ref_id=meta["ref_id"],
+        per_request_timeout=5.0,
+        cell=sess.api.cell,
+        consumer=consumer,
     )
 
 
@@ -241,9 +246,14 @@ def test_limit_defaults_and_environment():
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
     out = subprocess.run([sys.executable, "-c", LIMITS], env=clean, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0)", out.stderr
-    env = {"NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "3", "NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "5",
-           "NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "7.5"}
-    out = subprocess.run([sys.executable, "-c", LIMITS], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    env = {
+        "NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "3",
+        "NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "5",
+        "NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "7.5",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", LIMITS], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5)", out.stderr
 
 
@@ -251,40 +261,58 @@ def test_limit_defaults_and_environment():
     "env, printed",
     [
         ({}, "(1805.0, 5242880, True)"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "7200", "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "1048576"},
-         "(7200.0, 1048576, True)"),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "7200", "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "1048576"},
+            "(7200.0, 1048576, True)",
+        ),
         ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "false"}, "(1805.0, 5242880, False)"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "maybe"},
-         "ConfigError: invalid admin_download_direct (server local/resources.json, --set admin_download_direct=..., "
-         "or env NVFLARE_ADMIN_DOWNLOAD_DIRECT): 'maybe' must be true or false"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "soon"},
-         "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
-         "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): var admin_download_timeout's value 'soon' cannot be converted to "
-         "float: could not convert string to float: 'soon'"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "0"},
-         "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
-         "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): 0.0 must be a number of seconds >= 1.0"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "12"},
-         "ConfigError: invalid admin_download_chunk_size (server local/resources.json, --set "
-         "admin_download_chunk_size=..., or env NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and "
-         "268435456 bytes"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "0"},
-         "ConfigError: invalid admin_download_session_limit (server local/resources.json, --set "
-         "admin_download_session_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT): 0 must be a whole number "
-         "from 1 to 100000"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "lots"},
-         "ConfigError: invalid admin_download_server_limit (server local/resources.json, --set "
-         "admin_download_server_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT): var admin_download_server_limit's "
-         "value 'lots' cannot be converted to int: invalid literal for int() with base 10: 'lots'"),
-        ({"NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "0.5"},
-         "ConfigError: invalid admin_download_response_timeout (server local/resources.json, --set "
-         "admin_download_response_timeout=..., or env NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT): 0.5 must be a number "
-         "of seconds >= 1.0"),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_DIRECT": "maybe"},
+            "ConfigError: invalid admin_download_direct (server local/resources.json, --set admin_download_direct=..., "
+            "or env NVFLARE_ADMIN_DOWNLOAD_DIRECT): 'maybe' must be true or false",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "soon"},
+            "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
+            "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): var admin_download_timeout's value 'soon' cannot be converted to "
+            "float: could not convert string to float: 'soon'",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": "0"},
+            "ConfigError: invalid admin_download_timeout (server local/resources.json, --set admin_download_timeout=..., "
+            "or env NVFLARE_ADMIN_DOWNLOAD_TIMEOUT): 0.0 must be a number of seconds >= 1.0",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "12"},
+            "ConfigError: invalid admin_download_chunk_size (server local/resources.json, --set "
+            "admin_download_chunk_size=..., or env NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and "
+            "268435456 bytes",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "0"},
+            "ConfigError: invalid admin_download_session_limit (server local/resources.json, --set "
+            "admin_download_session_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT): 0 must be a whole number "
+            "from 1 to 100000",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "lots"},
+            "ConfigError: invalid admin_download_server_limit (server local/resources.json, --set "
+            "admin_download_server_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT): var admin_download_server_limit's "
+            "value 'lots' cannot be converted to int: invalid literal for int() with base 10: 'lots'",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "0.5"},
+            "ConfigError: invalid admin_download_response_timeout (server local/resources.json, --set "
+            "admin_download_response_timeout=..., or env NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT): 0.5 must be a number "
+            "of seconds >= 1.0",
+        ),
     ],
 )
 def test_setting_values_and_messages(env, printed):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
-    out = subprocess.run([sys.executable, "-c", CHECK], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip().splitlines()[-1] == printed, out.stderr
 
 

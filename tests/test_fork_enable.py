@@ -91,7 +91,10 @@ def test_existing_resources_json_keeps_the_operators_settings(server_kit):
     done = enable(server_kit)
     assert done.returncode == 0, done.stderr
     assert "created local/resources.json" not in done.stdout and "class_allow_list" not in done.stdout
-    assert json.loads((local / "resources.json").read_text()) == {**config, "components": config["components"] + [STORE]}
+    assert json.loads((local / "resources.json").read_text()) == {
+        **config,
+        "components": config["components"] + [STORE],
+    }
 
 
 def test_dry_run_changes_nothing(server_kit):
@@ -112,15 +115,23 @@ PASTED = """{
 """
 
 
-@pytest.mark.parametrize("text, reason", [
-    (PASTED, "is not valid JSON (Expecting value: line 6 column 5 (char 250)); fix it (or start again from "
-             "resources.json.default)"),
-    ("[1, 2]", "is not a JSON object but a list: not a FLARE resources file"),
-    ('{"components": {"a": 1}}', ': "components" is not a list of objects, as a FLARE server expects'),
-    ('{"components": [], "class_allow_list": "x.Y"}', ': "class_allow_list" is not a list of class paths'),
-    ('{"components": [{"id": "job_model_store", "path": "my.Store"}]}',
-     ": component id 'job_model_store' is already used by 'my.Store'; rename that component, then run this again"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (
+            PASTED,
+            "is not valid JSON (Expecting value: line 6 column 5 (char 250)); fix it (or start again from "
+            "resources.json.default)",
+        ),
+        ("[1, 2]", "is not a JSON object but a list: not a FLARE resources file"),
+        ('{"components": {"a": 1}}', ': "components" is not a list of objects, as a FLARE server expects'),
+        ('{"components": [], "class_allow_list": "x.Y"}', ': "class_allow_list" is not a list of class paths'),
+        (
+            '{"components": [{"id": "job_model_store", "path": "my.Store"}]}',
+            ": component id 'job_model_store' is already used by 'my.Store'; rename that component, then run this again",
+        ),
+    ],
+)
 def test_unexpected_files_refused_untouched(server_kit, text, reason):
     path = server_kit / "local" / "resources.json"
     path.write_text(text)
@@ -141,12 +152,19 @@ def test_kits_that_are_not_a_server_kit_refused(upstream_prod, tmp_path):
     admin = enable(upstream_prod / "admin@nvidia.com")
     assert admin.stderr.strip().endswith("is an admin kit (startup/fed_admin.json): give the server's kit")
     other = enable(tmp_path)
-    assert other.stderr.strip() == f"nothing changed: {tmp_path} is not a FLARE server kit: it has no startup/fed_server.json"
+    assert (
+        other.stderr.strip()
+        == f"nothing changed: {tmp_path} is not a FLARE server kit: it has no startup/fed_server.json"
+    )
     assert not list((upstream_prod / "site-1" / "local").glob("resources.json"))
 
 
 def test_module_form_without_the_cli(server_kit):
-    done = subprocess.run([sys.executable, "-m", "nvflare.tool.fork.fork_cli", "enable", str(server_kit)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "nvflare.tool.fork.fork_cli", "enable", str(server_kit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (server_kit / "local" / "resources.json").is_file()

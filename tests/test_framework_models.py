@@ -67,7 +67,9 @@ def table_rows(output: str) -> dict:
 def fetch_both(system, job_id, dest) -> tuple:
     """Download final and best model through the real console; (paths, table rows, api rows)."""
     with AdminConsole(system.kit(), env=system.env) as c:
-        paths = {comp: downloaded_path(c.run(f"download_job_component {job_id} {comp} {dest}")) for comp in (GLOBAL, BEST)}
+        paths = {
+            comp: downloaded_path(c.run(f"download_job_component {job_id} {comp} {dest}")) for comp in (GLOBAL, BEST)
+        }
         table = table_rows(c.run(f"list_job_component_info {job_id}"))
     with system.session() as sess:
         api = {r["name"]: r for r in sess.list_job_component_info(job_id)}
@@ -81,7 +83,11 @@ def check_listing_agrees(table: dict, api: dict, records: dict):
         for key in ("sha256", "size", "file_name", "format", "round"):
             assert row[key] == rec[key], (comp, key)
         assert [cells["FILE NAME"], cells["FORMAT"], cells["SIZE"], cells["ROUND"], cells["SHA256"]] == [
-            rec["file_name"], rec["format"], str(rec["size"]), str(rec["round"]), rec["sha256"]
+            rec["file_name"],
+            rec["format"],
+            str(rec["size"]),
+            str(rec["round"]),
+            rec["sha256"],
         ]
     best = api[BEST]
     assert (best["metric_name"], best["metric_mode"]) == ("accuracy", "max")
@@ -145,11 +151,15 @@ def test_keras_user_loads_final_and_best_model_as_downloaded(flare_system, tf_jo
 
     records = job_meta(flare_system, job_id)["component_records"]
     assert (records[GLOBAL]["file_name"], records[GLOBAL]["format"], records[GLOBAL]["round"]) == (
-        "tf_model.weights.h5", "TensorFlow", 2
+        "tf_model.weights.h5",
+        "TensorFlow",
+        2,
     )
     best_rec = records[BEST]
     assert (best_rec["file_name"], best_rec["format"], best_rec["round"]) == (
-        "best_global_model.weights.h5", "TensorFlow", BEST_ROUND
+        "best_global_model.weights.h5",
+        "TensorFlow",
+        BEST_ROUND,
     )
     assert (best_rec["metric_name"], best_rec["metric_value"], best_rec["metric_mode"]) == ("accuracy", 0.9, "max")
     assert best_rec["hashed"] == "job"  # hashed in the background while the job trained
@@ -184,7 +194,9 @@ def test_numpy_user_loads_final_and_best_model_as_downloaded(flare_system, np_jo
     assert (records[GLOBAL]["format"], records[GLOBAL]["round"]) == ("numpy_npz", 2)
     best_rec = records[BEST]
     assert (best_rec["file_name"], best_rec["format"], best_rec["round"]) == (
-        "best_global_model.npy", "numpy_npy", BEST_ROUND
+        "best_global_model.npy",
+        "numpy_npy",
+        BEST_ROUND,
     )
     assert (best_rec["metric_name"], best_rec["metric_value"]) == ("accuracy", 0.9)
     check_listing_agrees(table, api, records)
@@ -251,6 +263,12 @@ def test_documented_fallback_lines_load_keras_and_pytorch_npz_and_fobs(tmp_path)
 def test_every_documented_loading_line_is_run():
     """Runs last in this module: a snippet added to the docs without a test fails here."""
     assert set(documented_snippets()) == {
-        "pytorch", "keras-weights", "numpy-npy", "numpy-npz", "keras-npz", "pytorch-npz", "fobs"
+        "pytorch",
+        "keras-weights",
+        "numpy-npy",
+        "numpy-npz",
+        "keras-npz",
+        "pytorch-npz",
+        "fobs",
     }
     assert SNIPPETS_RUN == set(documented_snippets())

@@ -69,8 +69,14 @@ def test_pt_job_backfilled_then_downloaded_byte_for_byte(flare_system, tmp_path)
         statement = json.loads(records[GLOBAL].pop("provenance")["statement"])  # signed like a live model
         assert (statement["backfilled"], statement["sha256"], statement["component"]) == (True, sha(final), GLOBAL)
         assert records[GLOBAL] == {
-            "sha256": sha(final), "size": len(final), "file_name": "FL_global_model.pt", "format": "pt_checkpoint",
-            "kind": "global", "transfer": "backfill", "hashed": "store", "backfilled": True,
+            "sha256": sha(final),
+            "size": len(final),
+            "file_name": "FL_global_model.pt",
+            "format": "pt_checkpoint",
+            "kind": "global",
+            "transfer": "backfill",
+            "hashed": "store",
+            "backfilled": True,
             "source": "workspace:app_server/FL_global_model.pt",
         }
         assert records[BEST]["sha256"] == sha(best) and records[BEST]["backfilled"] is True
@@ -105,7 +111,10 @@ HOSTILE = {
         "MODEL_global_model: NPModelPersistor model_dir/model_name '/etc/server.npy' is an absolute path, outside "
         "the job's workspace",
     ),
-    "not a zip": lambda m: (b"PK\x03\x04 but not a zip", "workspace archive: not a readable zip archive (File is not a zip file)"),
+    "not a zip": lambda m: (
+        b"PK\x03\x04 but not a zip",
+        "workspace archive: not a readable zip archive (File is not a zip file)",
+    ),
 }
 
 
@@ -140,7 +149,10 @@ def test_hostile_archives_refused_then_the_real_one_backfills(flare_system, np_j
     stored = (flare_system.job_store_dir(np_job) / GLOBAL).read_bytes()
     assert stored == members[NP_MODEL]
     audit = flare_system.audit_log.read_text()
-    assert f"[A:backfill_job_model {np_job}] REFUSED: workspace archive: entry '/etc/cron.d/evil' is an absolute path" in audit
+    assert (
+        f"[A:backfill_job_model {np_job}] REFUSED: workspace archive: entry '/etc/cron.d/evil' is an absolute path"
+        in audit
+    )
 
 
 def test_console_backfill_and_download(flare_system, tmp_path):
@@ -148,7 +160,10 @@ def test_console_backfill_and_download(flare_system, tmp_path):
     model = workspace_files(flare_system, job_id)[NP_MODEL]
     with AdminConsole(flare_system.kit(), env=flare_system.env) as c:
         out = c.run(f"backfill_job_model {job_id}").splitlines()[0]  # then the console's "Done [..]"
-        assert out == f"job {job_id}: backfilled: stored {GLOBAL} from {NP_MODEL} ({len(model)} bytes, sha256 {sha(model)[:12]})"
+        assert (
+            out
+            == f"job {job_id}: backfilled: stored {GLOBAL} from {NP_MODEL} ({len(model)} bytes, sha256 {sha(model)[:12]})"
+        )
         dl = c.run(f"download_job_component {job_id} {GLOBAL} {tmp_path / 'dl'}", timeout=120)
     assert "sha256 verified" in dl and "signature verified (server server, project example_project)" in dl, dl
     path = tmp_path / "dl" / f"{GLOBAL}.npy"  # the original file's extension (component_file_names)
@@ -201,7 +216,9 @@ def test_cli_backfill(flare_system, tmp_path):
     done = flare_system.run_nvflare("job", "backfill-model", job_id, *kit, check=False, timeout=180)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith(f"job {job_id}: backfilled: stored {GLOBAL} from {NP_MODEL}")
-    again = flare_system.run_nvflare("--format", "json", "job", "backfill-model", job_id, *kit, check=False, timeout=180)
+    again = flare_system.run_nvflare(
+        "--format", "json", "job", "backfill-model", job_id, *kit, check=False, timeout=180
+    )
     assert again.returncode == 0, again.stderr
     payload = json.loads(again.stdout)
     assert payload["data"]["results"][0]["outcome"] == "skipped"
@@ -238,7 +255,9 @@ def test_job_without_a_known_persistor_reported(flare_system, tmp_path):
     store = JobStore(flare_system.jobs_storage)
     from crafted_zips import build
 
-    store.store.update_object(store.manager.job_uri(job_id), build({**members, NP_CONFIG: json.dumps(config).encode()}), "workspace")
+    store.store.update_object(
+        store.manager.job_uri(job_id), build({**members, NP_CONFIG: json.dumps(config).encode()}), "workspace"
+    )
     from nvflare.fuel.flare_api.model_backfill import BackfillFailed
 
     with flare_system.session() as sess:

@@ -29,8 +29,17 @@ from nvflare.app_common.widgets.model_signer import provenance_for, server_key_f
 
 DATA = b"model bytes " * 100
 SHA = hashlib.sha256(DATA).hexdigest()
-RECORD = {"sha256": SHA, "size": len(DATA), "file_name": "model.pt", "format": "PyTorch", "round": 4,
-          "metric_name": "accuracy", "metric_value": 0.1 + 0.2, "metric_mode": "max", "transfer": "link"}
+RECORD = {
+    "sha256": SHA,
+    "size": len(DATA),
+    "file_name": "model.pt",
+    "format": "PyTorch",
+    "round": 4,
+    "metric_name": "accuracy",
+    "metric_value": 0.1 + 0.2,
+    "metric_mode": "max",
+    "transfer": "link",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +50,17 @@ def project():
 
 
 def statement(**over):
-    s = mp.make_statement(project="example_project", server="server1", job_id="j1", job_name="hello", submitter="admin@a.org",
-                          component="MODEL_best_global_model", record=RECORD, stored_at="2026-11-30T00:00:00Z",
-                          fork_version="2.9.0+model.1")
+    s = mp.make_statement(
+        project="example_project",
+        server="server1",
+        job_id="j1",
+        job_name="hello",
+        submitter="admin@a.org",
+        component="MODEL_best_global_model",
+        record=RECORD,
+        stored_at="2026-11-30T00:00:00Z",
+        fork_version="2.9.0+model.1",
+    )
     s.update(over)
     return s
 
@@ -87,10 +104,15 @@ def test_ec_server_key(project):
 def test_changed_statement_is_a_bad_signature(project):
     prov = signed(project)
     forged = dict(prov, statement=prov["statement"].replace(SHA, "0" * 64))
-    assert refused(forged, project[0].pem) == "bad signature: the statement was not signed by the key of certificate 'server1'"
+    assert (
+        refused(forged, project[0].pem)
+        == "bad signature: the statement was not signed by the key of certificate 'server1'"
+    )
     sig = bytearray(base64.b64decode(prov["signature"]))
     sig[10] ^= 1
-    assert refused(dict(prov, signature=base64.b64encode(bytes(sig)).decode()), project[0].pem).startswith("bad signature: ")
+    assert refused(dict(prov, signature=base64.b64encode(bytes(sig)).decode()), project[0].pem).startswith(
+        "bad signature: "
+    )
     assert re.fullmatch(
         r"bad signature: algorithm 'ECDSA-SHA256' does not fit the certificate's \w*RSAPublicKey",
         refused(dict(prov, algorithm="ECDSA-SHA256"), project[0].pem),
@@ -183,12 +205,19 @@ def _kit(tmp_path, project, config=None, key_name="server.key", cert_name="serve
 
 
 def test_signer_uses_the_key_fed_server_json_names(tmp_path, project):
-    startup = _kit(tmp_path, project, {"servers": [{"ssl_private_key": "k.pem", "ssl_cert": "c.pem"}]}, "k.pem", "c.pem")
+    startup = _kit(
+        tmp_path, project, {"servers": [{"ssl_private_key": "k.pem", "ssl_cert": "c.pem"}]}, "k.pem", "c.pem"
+    )
     assert server_key_files(startup) == (os.path.join(startup, "k.pem"), os.path.join(startup, "c.pem"))
     meta = {"name": "hello", "submitter_name": "admin@a.org"}
     prov = provenance_for(startup, meta, "j1", "MODEL_best_global_model", RECORD)
     s = mp.verify_provenance(prov, project[0].pem, SHA, len(DATA), component="MODEL_best_global_model", job_id="j1")
-    assert (s["project"], s["server"], s["job_name"], s["submitter"]) == ("example_project", "server1", "hello", "admin@a.org")
+    assert (s["project"], s["server"], s["job_name"], s["submitter"]) == (
+        "example_project",
+        "server1",
+        "hello",
+        "admin@a.org",
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["stored_at"]) and s["fork_version"].startswith("2.9.0")
 
 

@@ -31,8 +31,8 @@ import json
 import shutil
 
 import pytest
-from cryptography import x509
 from admin_console import AdminConsole
+from cryptography import x509
 from cryptography.x509.oid import NameOID
 from downloads import console_download
 from job_components import JobStore
@@ -104,11 +104,17 @@ def refused_download(system, job_id, dest, component=GLOBAL) -> str:
 def test_published_model_is_signed_and_listed(flare_system, signed_job, server_name):
     record = record_of(flare_system, signed_job)
     prov = record["provenance"]
-    statement = verify_provenance(prov, root_ca(flare_system).read_bytes(), record["sha256"], record["size"],
-                                  component=GLOBAL, job_id=signed_job)
+    statement = verify_provenance(
+        prov, root_ca(flare_system).read_bytes(), record["sha256"], record["size"], component=GLOBAL, job_id=signed_job
+    )
     assert {k: statement[k] for k in ("project", "server", "job_id", "job_name", "submitter", "component", "size")} == {
-        "project": PROJECT, "server": server_name, "job_id": signed_job, "job_name": "prov_model",
-        "submitter": "admin@nvidia.com", "component": GLOBAL, "size": 1024 * 1024,
+        "project": PROJECT,
+        "server": server_name,
+        "job_id": signed_job,
+        "job_name": "prov_model",
+        "submitter": "admin@nvidia.com",
+        "component": GLOBAL,
+        "size": 1024 * 1024,
     }
     assert prov["algorithm"] == "RSA-PSS-SHA256"
     with flare_system.session() as sess:
@@ -142,7 +148,9 @@ def test_console_download_verifies_and_offline_verify(flare_system, signed_job, 
         f"('prov_model' by admin@nvidia.com)"
     ), ok.stdout
     assert f"1048576 bytes, sha256 {sha}" in ok.stdout and ok.stdout.count("\n") == 1
-    as_json = json.loads(verify_cli(flare_system, str(model), "--ca", str(root_ca(flare_system)), "--format", "json").stdout)
+    as_json = json.loads(
+        verify_cli(flare_system, str(model), "--ca", str(root_ca(flare_system)), "--format", "json").stdout
+    )
     assert (as_json["status"], as_json["statement"]["sha256"]) == ("ok", sha)
 
     # a modified copy (the proof copied along) fails; so does a copy without its proof
@@ -157,7 +165,9 @@ def test_console_download_verifies_and_offline_verify(flare_system, signed_job, 
         f"FAILED {copy}: statement does not match the bytes: the statement says 1048576 bytes with sha256 {sha}, "
         f"the file has 1048576 bytes with sha256 {hashlib.sha256(bytes(data)).hexdigest()}"
     )
-    bad_json = json.loads(verify_cli(flare_system, str(copy), "--ca", str(root_ca(flare_system)), "--format", "json").stdout)
+    bad_json = json.loads(
+        verify_cli(flare_system, str(copy), "--ca", str(root_ca(flare_system)), "--format", "json").stdout
+    )
     assert bad_json["check"] == "statement does not match the bytes"
     (tmp_path / "copy.pt.provenance.json").unlink()
     missing = verify_cli(flare_system, str(copy), "--ca", str(root_ca(flare_system)))
@@ -197,14 +207,37 @@ def test_api_and_cli_download_verify_and_keep_the_proof(flare_system, signed_job
     proof = json.loads(open(path + ".provenance.json").read())
     assert proof["statement"] == record_of(flare_system, signed_job)["provenance"]["statement"]
 
-    out = flare_system.run_nvflare("job", "download", signed_job, "--component", GLOBAL, "-o", str(tmp_path / "cli"),
-                                   "--startup-kit", str(flare_system.kit()), check=False, timeout=180)
+    out = flare_system.run_nvflare(
+        "job",
+        "download",
+        signed_job,
+        "--component",
+        GLOBAL,
+        "-o",
+        str(tmp_path / "cli"),
+        "--startup-kit",
+        str(flare_system.kit()),
+        check=False,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr
     assert f"signature verified (server {server_name}, project {PROJECT})" in out.stdout, out.stdout
     target = tmp_path / "cli" / "components" / signed_job / f"{GLOBAL}.pt"
     assert (tmp_path / "cli" / "components" / signed_job / f"{GLOBAL}.pt.provenance.json").is_file()
-    forced = flare_system.run_nvflare("job", "download", signed_job, "--component", GLOBAL, "-o", str(tmp_path / "cli"),
-                                      "--force", "--startup-kit", str(flare_system.kit()), check=False, timeout=180)
+    forced = flare_system.run_nvflare(
+        "job",
+        "download",
+        signed_job,
+        "--component",
+        GLOBAL,
+        "-o",
+        str(tmp_path / "cli"),
+        "--force",
+        "--startup-kit",
+        str(flare_system.kit()),
+        check=False,
+        timeout=180,
+    )
     assert forced.returncode == 0, forced.stderr
     # --force replaces the model and its proof; no stray __1 files
     assert sorted(p.name for p in target.parent.iterdir()) == [f"{GLOBAL}.pt", f"{GLOBAL}.pt.provenance.json"]

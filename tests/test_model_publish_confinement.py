@@ -28,7 +28,6 @@ import re
 import zipfile
 
 import pytest
-
 from flare_system import FlareSystem
 from job_components import LEAD, OTHER_ORG_LEAD, add_role_users
 from model_jobs import BEST, GLOBAL, PUBLISHER, job_meta, pt_fedavg_job
@@ -47,6 +46,7 @@ from publish_attacks import (
 )
 
 pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def guarded_system(tmp_path_factory):
@@ -145,9 +145,7 @@ def test_other_orgs_lead_cannot_publish_or_delete_another_jobs_model(guarded_sys
     before = {p: open(p, "rb").read() for p in (target, target_best)}
     # relative to the persistor's folder <run folder>/app_server: climbs out with ..
     dotdot = os.path.relpath(target_best, os.path.join(str(guarded_system.server_dir), "<job>", "app_server"))
-    job = pt_config_only_job(
-        tmp_path, "steal_model", best_global_model_file_name=target, global_model_file_name=dotdot
-    )
+    job = pt_config_only_job(tmp_path, "steal_model", best_global_model_file_name=target, global_model_file_name=dotdot)
     job_id, meta = guarded_system.submit_and_wait(job, user=OTHER_ORG_LEAD)
 
     assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded_system.tail_console()}"

@@ -38,9 +38,9 @@ from nvflare.app_opt.job_launcher.k8s_launcher import ServerK8sJobLauncher
 
 HOW_TO_ENABLE = (
     "which may not contain the nvflare model fork; the job runs as upstream and its models stay in its "
-    "workspace. If the job images contain the fork, set \"model_publish_job_images_have_fork\": true in the "
+    'workspace. If the job images contain the fork, set "model_publish_job_images_have_fork": true in the '
     "server's local/resources.json (or NVFLARE_MODEL_PUBLISH_JOB_IMAGES_HAVE_FORK=true), or "
-    "\"model_publish_job_image_has_fork\": true in the job's meta.json"
+    '"model_publish_job_image_has_fork": true in the job\'s meta.json'
 )
 
 

@@ -31,7 +31,6 @@ import re
 import numpy as np
 import pytest
 import torch
-
 from model_jobs import (
     BEST,
     GLOBAL,
@@ -91,7 +90,12 @@ def test_pt_job_publishes_with_the_sha256_computed_while_it_trained(flare_system
         stored = (store / component).read_bytes()
         sha = hashlib.sha256(stored).hexdigest()
         record = records[component]
-        assert (record["sha256"], record["size"], record["hashed"], record["transfer"]) == (sha, len(stored), "job", "link")
+        assert (record["sha256"], record["size"], record["hashed"], record["transfer"]) == (
+            sha,
+            len(stored),
+            "job",
+            "link",
+        )
         stored_line = (
             f"Stored {kind} model '{file_name}' of job {job_id} as {component} "
             f"({len(stored)} bytes, sha256 {sha[:12]} from the job process, link)"
@@ -107,7 +111,9 @@ def test_pt_job_publishes_with_the_sha256_computed_while_it_trained(flare_system
 def test_model_changed_after_its_last_persist_is_hashed_by_the_store(flare_system, tmp_path):
     """The job rewrites its model in place after the last persist event, same size, mtime restored:
     the pre-computed sha256 is not used (ctime changed), the store hashes the file it stores."""
-    folder = file_model_job(tmp_path, name="rewritten_model", size_mb=4, persist_events=2, train_seconds=2.0, rewrite=True)
+    folder = file_model_job(
+        tmp_path, name="rewritten_model", size_mb=4, persist_events=2, train_seconds=2.0, rewrite=True
+    )
     job_id, status, components = run_and_catch_finish(flare_system, folder)
     assert status == "FINISHED:COMPLETED" and GLOBAL in components, components
 
@@ -136,7 +142,10 @@ def test_model_changed_after_its_last_persist_is_hashed_by_the_store(flare_syste
     assert hashlib.sha256(stored).hexdigest() == changed
     record = job_meta(flare_system, job_id)["component_records"][GLOBAL]
     assert (record["sha256"], record["size"], record["hashed"], record["transfer"]) == (
-        changed, 4 << 20, "store", "link"
+        changed,
+        4 << 20,
+        "store",
+        "link",
     )
     assert (
         f"Stored global model 'FL_global_model.pt' of job {job_id} as {GLOBAL} "
@@ -211,7 +220,9 @@ def test_client_side_publish_is_refused_and_store_unchanged(flare_system, attack
             f"request from cell '{site}.{job_id}' (authenticated as '{site}'): "
             f"only a job's own server process may publish models into its job store"
         )
-        assert f"Refused to store a model: {refusal}" in log, f"no refusal logged for {site}\n{flare_system.tail_console()}"
+        assert (
+            f"Refused to store a model: {refusal}" in log
+        ), f"no refusal logged for {site}\n{flare_system.tail_console()}"
         assert f"[U:{site}][A:model_fork.publish_job_model from {site}.{job_id}] REFUSED: {refusal}" in audit, site
     assert status == "FINISHED:COMPLETED"
     assert not [c for c in components if c.startswith("MODEL_")]

@@ -35,7 +35,11 @@ def test_simulator_logs_one_line_and_no_error(tmp_path):
     nvflare = str(Path(sys.executable).parent / "nvflare")
     proc = subprocess.run(
         [nvflare, "simulator", "-w", str(workspace), "-n", "2", "-t", "2", str(folder)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     logs = proc.stdout + proc.stderr
     logs += "".join(p.read_text(errors="replace") for p in workspace.rglob("log.txt"))

@@ -26,7 +26,6 @@ import os
 import zipfile
 
 import pytest
-
 from flare_system import FlareSystem
 from model_jobs import BEST, GLOBAL, pt_fedavg_job, run_and_catch_finish
 from publish_attacks import RAW_OUTCOME, assert_refused_by_store, raw_attack

@@ -48,7 +48,10 @@ def test_pip_wheel_offline_with_the_wheel_given(src, upstream_wheel, fork_wheel,
     env = _env(NVFLARE_FORK_UPSTREAM_WHEEL=str(upstream_wheel), PIP_NO_INDEX="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "-w", str(out), str(src)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     (built,) = out.glob("nvflare-*.whl")
@@ -62,7 +65,10 @@ def test_pip_fetches_and_caches_the_upstream_wheel_inside_isolated_build(src, fo
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(src)],
-        env=_env(NVFLARE_FORK_CACHE=str(cache)), capture_output=True, text=True, timeout=600,
+        env=_env(NVFLARE_FORK_CACHE=str(cache)),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     cached = cache / "nvflare-2.9.0-py3-none-any.whl"
@@ -75,7 +81,10 @@ def test_python_m_build_sdist_then_wheel_from_it(src, upstream_wheel, fork_wheel
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(out), str(src)],
-        env=_env(NVFLARE_FORK_UPSTREAM_WHEEL=str(upstream_wheel)), capture_output=True, text=True, timeout=600,
+        env=_env(NVFLARE_FORK_UPSTREAM_WHEEL=str(upstream_wheel)),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (sdist,) = out.glob("*.tar.gz")

@@ -56,7 +56,11 @@ def test_quickstart_runs_the_whole_story(repo, demo_venv, tmp_path):
     workdir = tmp_path / "qs"
     proc = subprocess.run(
         ["bash", str(repo / "tools" / "quickstart.sh"), "--dir", str(workdir)],
-        env=_env(demo_venv), cwd=repo, capture_output=True, text=True, timeout=1800,
+        env=_env(demo_venv),
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
@@ -65,7 +69,8 @@ def test_quickstart_runs_the_whole_story(repo, demo_venv, tmp_path):
     assert "NVFlare version is 2.9.0+model.1" in out
     assert "status FINISHED:COMPLETED" in out
     assert re.search(
-        r"\| MODEL_global_model +\| MODEL +\| FL_global_model\.pt +\| \S+ +\| 53159437 +\| \d+ +\| - +\| [0-9a-f]{64} \|", out
+        r"\| MODEL_global_model +\| MODEL +\| FL_global_model\.pt +\| \S+ +\| 53159437 +\| \d+ +\| - +\| [0-9a-f]{64} \|",
+        out,
     )
     model = re.search(r"downloaded MODEL_global_model of job \S+ to (\S+) \(53159437 bytes in .*sha256 verified\)", out)
     assert model, out
@@ -86,7 +91,11 @@ def test_ctrl_c_stops_everything(repo, demo_venv, tmp_path):
     with open(log, "w") as f:
         proc = subprocess.Popen(
             ["bash", str(repo / "tools" / "quickstart.sh"), "--dir", str(workdir)],
-            env=_env(demo_venv), cwd=repo, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+            env=_env(demo_venv),
+            cwd=repo,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.time() + 900

@@ -128,7 +128,9 @@ def test_directory_fifo_and_hard_link_are_refused(tree):
     fifo = run / "fifo.pt"
     os.mkfifo(fifo)
     done = []
-    worker = threading.Thread(target=lambda: done.append(pytest.raises(RefusedFile, open_in_run_folder, str(fifo), str(run))))
+    worker = threading.Thread(
+        target=lambda: done.append(pytest.raises(RefusedFile, open_in_run_folder, str(fifo), str(run)))
+    )
     worker.start()
     worker.join(10)
     assert done, "opening a FIFO blocked"

@@ -33,11 +33,16 @@ def open_zip(tmp_path, data: bytes, **limits):
     return SafeZip(str(path), ZipLimits(**limits) if limits else ZipLimits(), label="ws")
 
 
-@pytest.mark.parametrize("make", [
-    absolute_path, dot_dot, bomb,
-    lambda m: symlink(m, "app_server/FL_global_model.pt"),
-    lambda m: duplicate(m, "app_server/FL_global_model.pt"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        absolute_path,
+        dot_dot,
+        bomb,
+        lambda m: symlink(m, "app_server/FL_global_model.pt"),
+        lambda m: duplicate(m, "app_server/FL_global_model.pt"),
+    ],
+)
 def test_hostile_archive_refused_whole(tmp_path, make):
     data, reason = make(REAL)
     with pytest.raises(ArchiveRefused) as e:
@@ -48,7 +53,9 @@ def test_hostile_archive_refused_whole(tmp_path, make):
 def test_other_special_entries(tmp_path):
     fifo = zipfile.ZipInfo("app_server/pipe")
     fifo.create_system, fifo.external_attr = 3, (stat.S_IFIFO | 0o600) << 16
-    with pytest.raises(ArchiveRefused, match=r"^ws: entry 'app_server/pipe' is not a regular file or folder \(mode 0o10600\)$"):
+    with pytest.raises(
+        ArchiveRefused, match=r"^ws: entry 'app_server/pipe' is not a regular file or folder \(mode 0o10600\)$"
+    ):
         open_zip(tmp_path, build(REAL, [(fifo, b"")]))
     with pytest.raises(ArchiveRefused, match=r"^ws: entry 'a\\\\b' has a backslash in its name$"):
         open_zip(tmp_path, build(REAL, [("a\\b", b"")]))
@@ -60,7 +67,10 @@ def test_other_special_entries(tmp_path):
 
 def test_declared_sizes_bounded(tmp_path):
     data = build(REAL)
-    with pytest.raises(ArchiveRefused, match=r"^ws: entry 'app_server/FL_global_model.pt' declares 700 bytes, more than the limit of 100$"):
+    with pytest.raises(
+        ArchiveRefused,
+        match=r"^ws: entry 'app_server/FL_global_model.pt' declares 700 bytes, more than the limit of 100$",
+    ):
         open_zip(tmp_path, data, max_member_size=100)
     with pytest.raises(ArchiveRefused, match=r"^ws: its entries declare 702 bytes in all, more than the limit of 701$"):
         open_zip(tmp_path, data, max_total_size=701)
@@ -84,7 +94,10 @@ def _lie_about_size(data: bytes, name: bytes, declared: int) -> bytes:
 
 def test_member_holding_more_or_fewer_bytes_than_declared(tmp_path):
     data = build(REAL, compression=zipfile.ZIP_DEFLATED)
-    for declared, msg in ((10, "holds more bytes than it declares|is corrupt"), (5000, "holds 700 bytes but declares 5000|is corrupt")):
+    for declared, msg in (
+        (10, "holds more bytes than it declares|is corrupt"),
+        (5000, "holds 700 bytes but declares 5000|is corrupt"),
+    ):
         with open_zip(tmp_path, _lie_about_size(data, b"app_server/FL_global_model.pt", declared)) as z:
             with pytest.raises(ArchiveRefused, match=rf"^ws: entry 'app_server/FL_global_model.pt' ({msg})"):
                 z.extract_to("app_server/FL_global_model.pt", str(tmp_path / "out"))
@@ -104,8 +117,15 @@ def test_extract_and_read(tmp_path):
 
 
 def test_model_sources_follow_the_config():
-    pt = {"components": [{"id": "persistor", "path": "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor",
-                          "args": {"global_model_file_name": "sub/final.pt"}}]}
+    pt = {
+        "components": [
+            {
+                "id": "persistor",
+                "path": "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor",
+                "args": {"global_model_file_name": "sub/final.pt"},
+            }
+        ]
+    }
     sources, problem = model_sources(pt, "app_server")
     assert problem == ""
     assert [(s.kind, s.member, s.file_name, s.model_format) for s in sources] == [
@@ -113,16 +133,35 @@ def test_model_sources_follow_the_config():
         ("best", "app_server/best_FL_global_model.pt", "best_FL_global_model.pt", "pt_checkpoint"),
     ]
     tf = {"components": [{"id": "persistor", "path": "nvflare.app_opt.tf.model_persistor.TFModelPersistor"}]}
-    assert [(s.member, s.model_format) for s in model_sources(tf, "app_srv")[0]] == [("app_srv/tf_model.weights.h5", "TensorFlow")]
-    ccwf = {"components": [{"id": "p", "path": "nvflare.app_common.ccwf.comps.np_file_model_persistor.NPFileModelPersistor"}]}
-    assert [s.member for s in model_sources(ccwf, "app_server")[0]] == ["models/last_global_model.npy", "models/best_global_model.npy"]
-    outside = {"components": [{"id": "persistor", "path": "PTFileModelPersistor", "args": {"best_global_model_file_name": "/root/x.pt"}}]}
+    assert [(s.member, s.model_format) for s in model_sources(tf, "app_srv")[0]] == [
+        ("app_srv/tf_model.weights.h5", "TensorFlow")
+    ]
+    ccwf = {
+        "components": [
+            {"id": "p", "path": "nvflare.app_common.ccwf.comps.np_file_model_persistor.NPFileModelPersistor"}
+        ]
+    }
+    assert [s.member for s in model_sources(ccwf, "app_server")[0]] == [
+        "models/last_global_model.npy",
+        "models/best_global_model.npy",
+    ]
+    outside = {
+        "components": [
+            {"id": "persistor", "path": "PTFileModelPersistor", "args": {"best_global_model_file_name": "/root/x.pt"}}
+        ]
+    }
     best = model_sources(outside, "app_server")[0][1]
     assert best.member is None
-    assert best.problem == "PTFileModelPersistor best_global_model_file_name '/root/x.pt' is an absolute path, outside the job's workspace"
+    assert (
+        best.problem
+        == "PTFileModelPersistor best_global_model_file_name '/root/x.pt' is an absolute path, outside the job's workspace"
+    )
     none = {"components": [{"id": "persistor", "path": "my.custom.Persistor"}]}
-    assert model_sources(none, "app_server") == ([], (
-        "its server config has no persistor that backfill knows (PTFileModelPersistor, TFModelPersistor, "
-        "NPModelPersistor, NPFileModelPersistor); its components: Persistor (the live publisher's FL-context "
-        "fallback needs the running job)"
-    ))
+    assert model_sources(none, "app_server") == (
+        [],
+        (
+            "its server config has no persistor that backfill knows (PTFileModelPersistor, TFModelPersistor, "
+            "NPModelPersistor, NPFileModelPersistor); its components: Persistor (the live publisher's FL-context "
+            "fallback needs the running job)"
+        ),
+    )

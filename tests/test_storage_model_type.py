@@ -24,11 +24,7 @@ import pytest
 from job_components import JobStore
 
 from nvflare.apis.storage import StorageException, StorageSpec
-from nvflare.apis.utils.component_names import (
-    MAX_COMPONENT_NAME_LENGTH,
-    check_component_name,
-    component_name_problem,
-)
+from nvflare.apis.utils.component_names import MAX_COMPONENT_NAME_LENGTH, check_component_name, component_name_problem
 
 JOB_ID = "2f6a1e3c-3b5d-4a0e-9d7b-6c1f0e2a9b11"
 

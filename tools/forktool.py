@@ -61,15 +61,37 @@ _UPSTREAM_DATE = "2026-08-31T16:26:39-0700"
 
 # Pinned so every developer's git config exports byte-identical patch files.
 _EXPORT_CONFIG = [
-    "core.abbrev=12", "core.quotePath=true", "core.autocrlf=false",
-    "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=false",
-    "diff.algorithm=myers", "diff.context=3", "diff.interHunkContext=0", "diff.suppressBlankEmpty=false",
-    "diff.indentHeuristic=true", "format.signature=", "format.numbered=false", "format.thread=false",
-    "format.coverLetter=false", "format.headers=", "format.suffix=.patch", "format.outputDirectory=",
+    "core.abbrev=12",
+    "core.quotePath=true",
+    "core.autocrlf=false",
+    "diff.noprefix=false",
+    "diff.mnemonicPrefix=false",
+    "diff.relative=false",
+    "diff.renames=false",
+    "diff.algorithm=myers",
+    "diff.context=3",
+    "diff.interHunkContext=0",
+    "diff.suppressBlankEmpty=false",
+    "diff.indentHeuristic=true",
+    "format.signature=",
+    "format.numbered=false",
+    "format.thread=false",
+    "format.coverLetter=false",
+    "format.headers=",
+    "format.suffix=.patch",
+    "format.outputDirectory=",
 ]
 _EXPORT_FLAGS = [
-    "--keep-subject", "--no-stat", "--no-signature", "--zero-commit", "--full-index", "--no-renames",
-    "--no-binary", "--no-notes", "--no-thread", "--stdout",
+    "--keep-subject",
+    "--no-stat",
+    "--no-signature",
+    "--zero-commit",
+    "--full-index",
+    "--no-renames",
+    "--no-binary",
+    "--no-notes",
+    "--no-thread",
+    "--stdout",
 ]
 
 REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
@@ -134,8 +156,10 @@ def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> P
             raise ToolError(f"patches/series names {name}, but it does not exist")
         out = subprocess.run(
             ["git", "am", "--keep-non-patch", "--committer-date-is-author-date", "--whitespace=nowarn", str(patch)],
-            cwd=dest, env={**os.environ, **_GIT_IDENTITY, "GIT_CEILING_DIRECTORIES": str(dest.parent)},
-            capture_output=True, text=True,
+            cwd=dest,
+            env={**os.environ, **_GIT_IDENTITY, "GIT_CEILING_DIRECTORIES": str(dest.parent)},
+            capture_output=True,
+            text=True,
         )
         if out.returncode != 0:
             raise ToolError(
@@ -269,8 +293,10 @@ def patch_header(text: str) -> dict:
 def changed_lines(text: str) -> int:
     diff = text.split("\n---\n", 1)[1] if "\n---\n" in text else text
     return sum(
-        1 for line in diff.splitlines()
-        if (line.startswith("+") and not line.startswith("+++")) or (line.startswith("-") and not line.startswith("---"))
+        1
+        for line in diff.splitlines()
+        if (line.startswith("+") and not line.startswith("+++"))
+        or (line.startswith("-") and not line.startswith("---"))
     )
 
 
@@ -465,9 +491,7 @@ def cmd_rebase(args):
     git(tree, "config", "user.name", _GIT_IDENTITY["GIT_COMMITTER_NAME"])
     git(tree, "config", "user.email", _GIT_IDENTITY["GIT_COMMITTER_EMAIL"])
     old_upstream = git(tree, "rev-parse", UPSTREAM_REF).strip()
-    new_upstream = commit_wheel(
-        tree, wheel, old_upstream, f"upstream {pin['project']} {version} ({wheel.name})"
-    )
+    new_upstream = commit_wheel(tree, wheel, old_upstream, f"upstream {pin['project']} {version} ({wheel.name})")
     results = plan_rebase(tree, new_upstream)
 
     # The new pin, and the wheel where the build looks for it.
@@ -487,8 +511,17 @@ def cmd_rebase(args):
     # The real rebase, in the tree: 'upstream' becomes the new release, 'upstream-old' the pinned one.
     git(tree, "tag", "-f", f"{UPSTREAM_REF}-old", old_upstream)
     git(tree, "tag", "-f", UPSTREAM_REF, new_upstream)
-    git(tree, "rebase", "-q", "--onto", UPSTREAM_REF, f"{UPSTREAM_REF}-old", "fork", check=False,
-               env_extra={"GIT_EDITOR": "true"})
+    git(
+        tree,
+        "rebase",
+        "-q",
+        "--onto",
+        UPSTREAM_REF,
+        f"{UPSTREAM_REF}-old",
+        "fork",
+        check=False,
+        env_extra={"GIT_EDITOR": "true"},
+    )
     in_progress = (tree / ".git" / "rebase-merge").exists() or (tree / ".git" / "rebase-apply").exists()
     print(f"upstream.json now pins {wheel.name} (fork_revision 1); the wheel is in {cached.parent}")
     if in_progress:

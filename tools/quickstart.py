@@ -77,7 +77,6 @@ def _raise_interrupt(signum, frame):
 
 def run(workdir: Path, keep: bool) -> int:
     import torch
-
     from make_job import export_job
     from net import QuickstartNet
 
@@ -129,7 +128,9 @@ def run(workdir: Path, keep: bool) -> int:
             weights = state.get("model", state)  # PTFileModelPersistor saves {"model": state_dict, ...}
             net = QuickstartNet()
             net.load_state_dict(weights)
-            print(f"  loaded:  QuickstartNet, {len(weights)} tensors, {sum(v.numel() for v in weights.values()):,} parameters")
+            print(
+                f"  loaded:  QuickstartNet, {len(weights)} tensors, {sum(v.numel() for v in weights.values()):,} parameters"
+            )
             print(f"  took:    {model_seconds:.2f} s")
 
             step(8, "for comparison, upstream's download_job of the same job")
@@ -154,8 +155,10 @@ def run(workdir: Path, keep: bool) -> int:
         return 1
     finally:
         if keep:
-            print(f"\n--keep: the system is still running in {workdir}; stop it with "
-                  f"HOME={system.home} NVFLARE_POC_WORKSPACE={system.workspace} nvflare poc stop")
+            print(
+                f"\n--keep: the system is still running in {workdir}; stop it with "
+                f"HOME={system.home} NVFLARE_POC_WORKSPACE={system.workspace} nvflare poc stop"
+            )
         else:
             print("\nstopping the FLARE system ...", flush=True)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind

@@ -42,14 +42,18 @@ def test_concurrent_downloads_while_jobs_publish(fault_system, big_job, tmp_path
     with PeakRss(server=system.server_parent()) as rss:
         with system.session() as sess:
             jobs = [
-                sess.submit_job(str(write_numpy_job(tmp_path / f"job{i}", name=f"publish-{i}", n_clients=1, train_seconds=2)))
+                sess.submit_job(
+                    str(write_numpy_job(tmp_path / f"job{i}", name=f"publish-{i}", n_clients=1, train_seconds=2))
+                )
                 for i in range(JOBS)
             ]
             results = download_all(system, big_job, tmp_path)
             for job_id in jobs:
                 sess.wait_for_job(job_id, timeout=300, poll_interval=0.5)
             metas = [sess.get_job_meta(job_id) for job_id in jobs]
-            published = [sess.download_job_component(job_id, "MODEL_global_model", str(tmp_path / "models")) for job_id in jobs]
+            published = [
+                sess.download_job_component(job_id, "MODEL_global_model", str(tmp_path / "models")) for job_id in jobs
+            ]
     for i, result in enumerate(results):
         assert result == {"path": str(tmp_path / f"dl{i}" / BIG_COMPONENT)}, result
         assert sha256(result["path"]) == stored
@@ -58,7 +62,9 @@ def test_concurrent_downloads_while_jobs_publish(fault_system, big_job, tmp_path
         record = meta["component_records"]["MODEL_global_model"]
         assert sha256(path) == sha256(system.job_store_dir(meta["job_id"]) / "MODEL_global_model") == record["sha256"]
     grew = rss.growth("server")
-    assert grew < MEMORY_BOUND, f"server parent grew by {grew / 2**20:.0f} MiB while sending {DOWNLOADS * BIG / 2**20:.0f} MiB"
+    assert (
+        grew < MEMORY_BOUND
+    ), f"server parent grew by {grew / 2**20:.0f} MiB while sending {DOWNLOADS * BIG / 2**20:.0f} MiB"
     reliability.record(
         "4",
         "all 4 files have the stored sha256; both jobs FINISHED:COMPLETED with MODEL_global_model matching its "

@@ -42,20 +42,57 @@ LOOK_ALIKE = str.maketrans({"a": "\u0430", "e": "\u0435", "c": "\u0441"})  # Cyr
 
 def hostile_job_ids(job_id: str) -> list:
     return [
-        "../../etc", "/etc/passwd", "a/b", "a\\b", f"{job_id}\x00", "x" * 5000, "$(id)", ";ls", "`id`", "|cat",
+        "../../etc",
+        "/etc/passwd",
+        "a/b",
+        "a\\b",
+        f"{job_id}\x00",
+        "x" * 5000,
+        "$(id)",
+        ";ls",
+        "`id`",
+        "|cat",
         "\uff4a\uff4f\uff42",  # fullwidth "job"
-        job_id.translate(LOOK_ALIKE), "workspace", "meta", "data", "..", ".", f"{job_id}/../{job_id}", "*",
-        "%2e%2e%2f", "\u2215etc\u2215passwd",
+        job_id.translate(LOOK_ALIKE),
+        "workspace",
+        "meta",
+        "data",
+        "..",
+        ".",
+        f"{job_id}/../{job_id}",
+        "*",
+        "%2e%2e%2f",
+        "\u2215etc\u2215passwd",
     ]
 
 
 def hostile_components(other_job: str) -> list:
     return [
-        "../meta", "MODEL_../../x", "MODEL_x/../../meta", "/etc/passwd", "MODEL_a/b", "MODEL_a\\b", "MODEL_x\x00y",
-        "MODEL_" + "a" * 300, "MODEL_$(id)", "MODEL_;ls", "MODEL_`id`", "MODEL_a|b",
+        "../meta",
+        "MODEL_../../x",
+        "MODEL_x/../../meta",
+        "/etc/passwd",
+        "MODEL_a/b",
+        "MODEL_a\\b",
+        "MODEL_x\x00y",
+        "MODEL_" + "a" * 300,
+        "MODEL_$(id)",
+        "MODEL_;ls",
+        "MODEL_`id`",
+        "MODEL_a|b",
         "\u039cODEL_global_model",  # Greek capital Mu
-        "MODEL_\uff47lobal_model", "MODEL_global\u2215model", "MODEL_global_model\u200b", "workspace", "meta", "data",
-        "scheduled", "MODEL_..", "MODEL_global_model/", "MODEL_*", "LOG_../../../../etc/passwd", "model_global_model",
+        "MODEL_\uff47lobal_model",
+        "MODEL_global\u2215model",
+        "MODEL_global_model\u200b",
+        "workspace",
+        "meta",
+        "data",
+        "scheduled",
+        "MODEL_..",
+        "MODEL_global_model/",
+        "MODEL_*",
+        "LOG_../../../../etc/passwd",
+        "model_global_model",
         f"MODEL_x/../../{other_job}/MODEL_global_model",
     ]
 
@@ -138,9 +175,14 @@ def test_hostile_input_is_refused(fault_system, big_job, other_job, tmp_path, re
                 sess.download_job_component(big_job, name, str(dest))
             assert str(e.value).endswith(component_refusal(name)), (name, str(e.value))
             raw = sess.api.server_execute(join_args(["download_job_component", big_job, name]))
-            assert raw["meta"]["status"] == "syntax_error" and raw["meta"]["info"] == component_refusal(name), (name, raw)
+            assert raw["meta"]["status"] == "syntax_error" and raw["meta"]["info"] == component_refusal(name), (
+                name,
+                raw,
+            )
 
-    console_cases = {f"download_job_component {j} MODEL_global_model": f"Error: invalid job_id {j}" for j in job_ids if typeable(j)}
+    console_cases = {
+        f"download_job_component {j} MODEL_global_model": f"Error: invalid job_id {j}" for j in job_ids if typeable(j)
+    }
     for name in filter(typeable, components):
         shown = component_refusal(name)
         console_cases[f"download_job_component {big_job} {name}"] = (
@@ -158,7 +200,9 @@ def test_hostile_input_is_refused(fault_system, big_job, other_job, tmp_path, re
     assert os.listdir(dest) == ["MODEL_global_model"]
     assert {p: p.stat().st_atime for p in watched} == atimes, "a hostile request read another job's files"
     after = snapshot(system.root, is_log)
-    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert after == before, {
+        k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)
+    }
     refused_now = system.audit_log.read_text().count(" REFUSED: ")
     assert refused_now - refused_in_audit >= 3 * len(job_ids)  # API download + listing + raw, each audited
     reliability.record(

@@ -46,7 +46,9 @@ def test_reliability_table_is_current(reliability):
     in_doc = parse(text)
     missing = [sid for sid in SCENARIOS if sid not in in_doc]
     assert not missing, f"{DOC} has no row for scenario(s) {missing}: run the tests with {WRITE_ENV}=1"
-    assert table_region(text) == render_table(doc_outcomes(text)), f"{DOC}'s table was edited by hand or has unknown rows"
+    assert table_region(text) == render_table(
+        doc_outcomes(text)
+    ), f"{DOC}'s table was edited by hand or has unknown rows"
     stale = {
         sid: {"table": in_doc[sid], "this run": row(sid, outcome)}
         for sid, outcome in reliability.outcomes.items()

@@ -25,13 +25,15 @@ import signal
 import threading
 
 import pytest
-from faults import BIG_COMPONENT, CLIENT_GIVE_UP, PROGRESS_TIMEOUT, SERVER_RELEASE
 from downloads import ConsoleDownload, console_download, download_under_way, wait_until
+from faults import BIG_COMPONENT, CLIENT_GIVE_UP, PROGRESS_TIMEOUT, SERVER_RELEASE
 from job_components import sha256
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-DOWNLOADED = re.compile(r"^downloaded (\S+) of job (\S+) to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$", re.M)
+DOWNLOADED = re.compile(
+    r"^downloaded (\S+) of job (\S+) to (\S+) \(\d+ bytes in [\d.]+s, [\d.]+ MiB/s, sha256 verified\)$", re.M
+)
 
 
 def downloaded_to(out: str) -> str:
@@ -75,7 +77,9 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
         listed_after = sess.list_job_component_info(big_job)
     path = downloaded_to(console_download(system, big_job, BIG_COMPONENT, dest))
     assert path == str(dest / BIG_COMPONENT)
-    assert sha256(path) == sha256(stored) == listed_after[[c["name"] for c in listed_after].index(BIG_COMPONENT)]["sha256"]
+    assert (
+        sha256(path) == sha256(stored) == listed_after[[c["name"] for c in listed_after].index(BIG_COMPONENT)]["sha256"]
+    )
     assert os.listdir(dest) == [BIG_COMPONENT]
     reliability.record(
         "1",

@@ -115,8 +115,10 @@ def test_job_deleted_while_downloading(fault_system, big_file, tmp_path, reliabi
             finally:
                 download.console.proc.send_signal(signal.SIGCONT)
             out, _ = download.finish(timeout=60)
-            after = [download.console.run(f"download_job_component {job_id} {BIG_COMPONENT}"),
-                     download.console.run(f"list_job_component_info {job_id}")]
+            after = [
+                download.console.run(f"download_job_component {job_id} {BIG_COMPONENT}"),
+                download.console.run(f"list_job_component_info {job_id}"),
+            ]
         with pytest.raises(JobNotFound):
             sess.list_job_component_info(job_id)
     message = ConsoleDownload.failure_line(out)

@@ -44,7 +44,12 @@ class AdminConsole:
         os.makedirs(os.path.join(self.kit, "transfer"), exist_ok=True)
         self.proc = subprocess.Popen(
             [python, "-m", "nvflare.fuel.hci.tools.admin", "-m", self.kit, "-s", "fed_admin.json"],
-            stdin=slave, stdout=slave, stderr=slave, cwd=self.kit, env=env, close_fds=True,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=self.kit,
+            env=env,
+            close_fds=True,
         )
         os.close(slave)
         self.master = master

@@ -38,7 +38,10 @@ def build(members: dict, extra=(), compression=zipfile.ZIP_STORED) -> bytes:
 
 
 def absolute_path(members):
-    return build(members, [("/etc/cron.d/evil", b"* * * * * root true\n")]), "entry '/etc/cron.d/evil' is an absolute path"
+    return (
+        build(members, [("/etc/cron.d/evil", b"* * * * * root true\n")]),
+        "entry '/etc/cron.d/evil' is an absolute path",
+    )
 
 
 def dot_dot(members):
@@ -55,7 +58,10 @@ def symlink(members, target_member: str):
 
 
 def duplicate(members, target_member: str):
-    return build(members, [(target_member, b"a second, different model")]), f"entry {target_member!r} appears more than once"
+    return (
+        build(members, [(target_member, b"a second, different model")]),
+        f"entry {target_member!r} appears more than once",
+    )
 
 
 def bomb(members, size: int = 32 << 20):

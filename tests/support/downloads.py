@@ -122,7 +122,10 @@ def start_api_download(system, job_id: str, component: str, dest, user: str = No
     kit = system.kit(user) if user else system.kit()
     return subprocess.Popen(
         [sys.executable, str(DOWNLOAD_ONCE), str(kit), kit.name, job_id, component, str(dest)],
-        env=system.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=system.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=_limit_file_size(file_size_limit) if file_size_limit else None,
     )
 
@@ -130,6 +133,6 @@ def start_api_download(system, job_id: str, component: str, dest, user: str = No
 def api_result(proc: subprocess.Popen, timeout: float = 300) -> dict:
     """{"path": ...} or {"error": "<ExceptionType>: <message>"} from a start_api_download process."""
     out, _ = proc.communicate(timeout=timeout)
-    results = [line[len("RESULT "):] for line in out.splitlines() if line.startswith("RESULT ")]
+    results = [line[len("RESULT ") :] for line in out.splitlines() if line.startswith("RESULT ")]
     assert results, f"download process ended without a result ({proc.returncode}):\n{out}"
     return json.loads(results[-1])

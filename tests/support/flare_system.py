@@ -119,8 +119,13 @@ class FlareSystem:
     # -- lifecycle ---------------------------------------------------------------------
     def run_nvflare(self, *args, timeout=120, check=True, input_text=None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [str(self.nvflare), *args], env=self.env, cwd=self.root, capture_output=True, text=True,
-            timeout=timeout, input=input_text,
+            [str(self.nvflare), *args],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input_text,
         )
         if check and proc.returncode != 0:
             raise RuntimeError(f"nvflare {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -192,7 +197,8 @@ class FlareSystem:
     def server_parent(self) -> psutil.Process:
         """The server parent process (SP), not a job's server process."""
         found = [
-            p for p in self.workspace_processes()
+            p
+            for p in self.workspace_processes()
             if "server_train" in " ".join(p.cmdline()) and str(self.server_dir) in p.cmdline()
         ]
         if len(found) != 1:

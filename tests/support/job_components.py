@@ -96,7 +96,15 @@ def write_numpy_job(folder, name: str = "hello-np", n_clients: int = 2, train_se
     }
     client = {
         "format_version": 2,
-        "executors": [{"tasks": ["train"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer", "args": {"sleep_time": train_seconds}}}],
+        "executors": [
+            {
+                "tasks": ["train"],
+                "executor": {
+                    "path": "nvflare.app_common.np.np_trainer.NPTrainer",
+                    "args": {"sleep_time": train_seconds},
+                },
+            }
+        ],
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     (config / "config_fed_server.json").write_text(json.dumps(server, indent=2))

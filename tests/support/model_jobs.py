@@ -99,7 +99,9 @@ def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2) -> 
     return root / name
 
 
-def np_fedavg_job(root: Path, name: str = "np_publish", num_rounds: int = 2, script_text: str = NP_TRAIN_SCRIPT) -> Path:
+def np_fedavg_job(
+    root: Path, name: str = "np_publish", num_rounds: int = 2, script_text: str = NP_TRAIN_SCRIPT
+) -> Path:
     """A numpy FedAvg job: NPModelPersistor, which has no model inventory."""
     from nvflare.app_common.np.recipes.fedavg import NumpyFedAvgRecipe
 

@@ -99,9 +99,21 @@ class _Box:
         full_env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": str(self.dir), "LANG": "C.UTF-8", **env}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
-                 "sh", str(self.dir / "entry.sh")],
-                env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.dir), start_new_session=True,
+                [
+                    "unshare",
+                    "--user",
+                    "--map-root-user",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    str(self.dir / "entry.sh"),
+                ],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.dir),
+                start_new_session=True,
             )
 
     def exit_code(self):
@@ -206,9 +218,13 @@ class LocalKubelet:
         if rc is None:
             return SimpleNamespace(status=SimpleNamespace(phase="Running", container_statuses=[], conditions=[]))
         container_name = box.manifest["spec"]["containers"][0]["name"]
-        terminated = SimpleNamespace(state=SimpleNamespace(terminated=SimpleNamespace(exit_code=rc)), name=container_name)
+        terminated = SimpleNamespace(
+            state=SimpleNamespace(terminated=SimpleNamespace(exit_code=rc)), name=container_name
+        )
         return SimpleNamespace(
-            status=SimpleNamespace(phase="Succeeded" if rc == 0 else "Failed", container_statuses=[terminated], conditions=[])
+            status=SimpleNamespace(
+                phase="Succeeded" if rc == 0 else "Failed", container_statuses=[terminated], conditions=[]
+            )
         )
 
     def delete_namespaced_pod(self, name, namespace, grace_period_seconds=None):
@@ -270,8 +286,9 @@ class _LocalContainers:
             if m["Type"] == "tmpfs":
                 box.tmpfs(m["Target"], (m.get("TmpfsOptions") or {}).get("Mode", 0o1777))
             elif m["Type"] == "bind":
-                box.mount(staged[id(m)], m["Target"], read_only=bool(m.get("ReadOnly")),
-                          is_dir=os.path.isdir(m["Source"]))
+                box.mount(
+                    staged[id(m)], m["Target"], read_only=bool(m.get("ReadOnly")), is_dir=os.path.isdir(m["Source"])
+                )
             else:
                 raise RuntimeError(f"LocalDockerClient: mount type {m['Type']} is not simulated")
         box.start(self.client.images[image], self.client.hosts, command, environment or {}, cwd=working_dir)

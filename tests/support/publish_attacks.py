@@ -72,7 +72,10 @@ def pt_config_only_job(root: Path, name: str, **persistor_args) -> Path:
             {
                 "id": "persistor",
                 "path": PT_PERSISTOR,
-                "args": {"model": {"path": "torch.nn.Linear", "args": {"in_features": 4, "out_features": 2}}, **persistor_args},
+                "args": {
+                    "model": {"path": "torch.nn.Linear", "args": {"in_features": 4, "out_features": 2}},
+                    **persistor_args,
+                },
             },
             {
                 "id": "shareable_generator",

@@ -29,47 +29,80 @@ WRITE_ENV = "NVFLARE_FORK_WRITE_RELIABILITY"
 
 # id -> (scenario, what the test injects)
 SCENARIOS = {
-    "1": ("Server killed mid-download",
-          "SIGKILL of the server parent while a 200 MiB MODEL_ component streams to fl_admin"),
-    "2": ("Admin client killed mid-download",
-          "SIGKILL of fl_admin while it receives a 200 MiB component"),
-    "3a": ("Short server stall", "SIGSTOP of the server parent for 2 s (< file_download_progress_timeout) mid-download"),
-    "3b": ("Long server stall", "SIGSTOP of the server parent for 35 s (> the admin client's retry budget) mid-download"),
-    "4": ("Concurrent downloads while jobs publish",
-          "4 admin sessions download the same 200 MiB component at once while 2 jobs publish models"),
+    "1": (
+        "Server killed mid-download",
+        "SIGKILL of the server parent while a 200 MiB MODEL_ component streams to fl_admin",
+    ),
+    "2": ("Admin client killed mid-download", "SIGKILL of fl_admin while it receives a 200 MiB component"),
+    "3a": (
+        "Short server stall",
+        "SIGSTOP of the server parent for 2 s (< file_download_progress_timeout) mid-download",
+    ),
+    "3b": (
+        "Long server stall",
+        "SIGSTOP of the server parent for 35 s (> the admin client's retry budget) mid-download",
+    ),
+    "4": (
+        "Concurrent downloads while jobs publish",
+        "4 admin sessions download the same 200 MiB component at once while 2 jobs publish models",
+    ),
     "5": ("Destination full", "the downloading process may write at most 50 MiB (RLIMIT_FSIZE) of a 200 MiB component"),
-    "6": ("Stored component corrupted", "bytes of a stored model changed (same size) / truncated after it was recorded"),
+    "6": (
+        "Stored component corrupted",
+        "bytes of a stored model changed (same size) / truncated after it was recorded",
+    ),
     "7": ("Restart durability", "server restarted after jobs published models"),
     "8": ("Job deleted while downloading", "delete_job of a finished job while its 200 MiB model streams"),
-    "9": ("Hostile input", "hostile job ids and component names through fl_admin, the FLARE API and raw server commands"),
-    "10a": ("Authorization matrix",
-            "download_job_component by project_admin, org_admin, lead and member users of two orgs"),
+    "9": (
+        "Hostile input",
+        "hostile job ids and component names through fl_admin, the FLARE API and raw server commands",
+    ),
+    "10a": (
+        "Authorization matrix",
+        "download_job_component by project_admin, org_admin, lead and member users of two orgs",
+    ),
     "10b": ("Client site publishes a model", "a client-side job component sends a MODEL_ publish request"),
     # -- publishing files outside the job's run folder (issue 11, section 1): keep these rows together --
-    "P1": ("Job config publishes the server's key",
-           "a lead's config-only job sets PTFileModelPersistor's best_global_model_file_name to the server's "
-           "startup/server.key and global_model_file_name to a file outside its run folder"),
-    "P2": ("Job config publishes and deletes another job's model",
-           "another org's lead names a finished job's stored MODEL_ files (absolute and through ..), with "
-           "model_publish_drop_from_workspace=true"),
-    "P3": ("Symlinks out of the run folder",
-           "a job's persistor lists a symlink to a file inside its run folder and one to a file outside"),
-    "P4": ("Raw publish request for a file outside the run folder",
-           "the job's own server process sends the store requests naming the server key (absolute, ../, symlink), "
-           "with model_publish_transfer auto and stream"),
+    "P1": (
+        "Job config publishes the server's key",
+        "a lead's config-only job sets PTFileModelPersistor's best_global_model_file_name to the server's "
+        "startup/server.key and global_model_file_name to a file outside its run folder",
+    ),
+    "P2": (
+        "Job config publishes and deletes another job's model",
+        "another org's lead names a finished job's stored MODEL_ files (absolute and through ..), with "
+        "model_publish_drop_from_workspace=true",
+    ),
+    "P3": (
+        "Symlinks out of the run folder",
+        "a job's persistor lists a symlink to a file inside its run folder and one to a file outside",
+    ),
+    "P4": (
+        "Raw publish request for a file outside the run folder",
+        "the job's own server process sends the store requests naming the server key (absolute, ../, symlink), "
+        "with model_publish_transfer auto and stream",
+    ),
     # Issue 11 §2-4: attacks on downloads by ordinary accounts (tests/test_download_component_authz.py,
     # tests/test_download_bounds.py).
-    "12a": ("Site logs through download_job_component",
-            "leads, org_admins and members download other sites' LOG_/ERRORLOG_ components of jobs they may download"),
-    "12b": ("Download flood from one account",
-            "600 raw download_job_component / download_job commands in a few seconds "
-            "through one admin session, server parent limited to 512 file descriptors (RLIMIT_NOFILE)"),
+    "12a": (
+        "Site logs through download_job_component",
+        "leads, org_admins and members download other sites' LOG_/ERRORLOG_ components of jobs they may download",
+    ),
+    "12b": (
+        "Download flood from one account",
+        "600 raw download_job_component / download_job commands in a few seconds "
+        "through one admin session, server parent limited to 512 file descriptors (RLIMIT_NOFILE)",
+    ),
     "12c": ("Downloads from many sessions", "the same account logs in again and again to open more downloads"),
     "12d": ("Many readers of one transfer", "60 HTTPS GETs of one direct transfer that never read the body"),
-    "12e": ("Stalled direct reader", "a direct response whose reader stops reading; a transfer ended (logout) under a "
-            "stalled response"),
-    "12f": ("Another certificate with the admin's name",
-            "a certificate with the admin's CN, signed by the project's root CA, asks for that admin's transfer"),
+    "12e": (
+        "Stalled direct reader",
+        "a direct response whose reader stops reading; a transfer ended (logout) under a " "stalled response",
+    ),
+    "12f": (
+        "Another certificate with the admin's name",
+        "a certificate with the admin's CN, signed by the project's root CA, asks for that admin's transfer",
+    ),
 }
 
 BEGIN = "<!-- reliability table: begin (generated by tests/support/reliability_table.py) -->"

@@ -35,9 +35,19 @@ def upstream_nvflare(upstream_wheel: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         venv.create(target, with_pip=True)
         subprocess.run(
-            [str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             str(upstream_wheel)],
-            check=True, capture_output=True, text=True, timeout=900,
+            [
+                str(target / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                str(upstream_wheel),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         (target / ".complete").write_text("ok\n")
     return target / "bin" / "nvflare"
@@ -53,8 +63,12 @@ def upstream_kits(nvflare: Path, root: Path, n_clients: int = 1) -> Path:
     env = dict(os.environ, HOME=str(root / "home"), NVFLARE_POC_WORKSPACE=str(root / "poc"))
     env.pop("PYTHONPATH", None)
     (root / "home").mkdir(parents=True, exist_ok=True)
-    for args in (["poc", "prepare", "-n", str(n_clients), "--force"],
-                 ["provision", "-p", str(root / "poc" / "project.yml"), "-w", str(root / "provisioned")]):
-        subprocess.run([str(nvflare), *args], check=True, capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    for args in (
+        ["poc", "prepare", "-n", str(n_clients), "--force"],
+        ["provision", "-p", str(root / "poc" / "project.yml"), "-w", str(root / "provisioned")],
+    ):
+        subprocess.run(
+            [str(nvflare), *args], check=True, capture_output=True, text=True, timeout=300, env=env, cwd=root
+        )
     (prod,) = (root / "provisioned").glob("*/prod_00")
     return prod

@@ -280,9 +280,7 @@ def _save_keras_weights(model, weights: dict, path: str):
     before = {name: layer.get_weights() for name, layer in layers.items()}
     if any(len(before[n]) != len(by_layer[n]) for n in layers):
         return False
-    same = all(
-        np.array_equal(a, np.asarray(b)) for n in layers for a, b in zip(before[n], by_layer[n])
-    )
+    same = all(np.array_equal(a, np.asarray(b)) for n in layers for a, b in zip(before[n], by_layer[n]))
     if same:
         model.save_weights(path)
         return True

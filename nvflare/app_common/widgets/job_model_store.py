@@ -65,15 +65,7 @@ from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import check_component_name, shown_name
 from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of
 from nvflare.apis.utils.model_record_info import MODEL_INFO, clean_model_info
-from nvflare.app_common.widgets.model_publish_defs import (
-    CHANNEL,
-    KINDS,
-    MODE_LOCAL,
-    MODE_STREAM,
-    TOPIC,
-    Key,
-    Status,
-)
+from nvflare.app_common.widgets.model_publish_defs import CHANNEL, KINDS, MODE_LOCAL, MODE_STREAM, TOPIC, Key, Status
 from nvflare.app_common.widgets.model_publish_settings import (
     DROP_FROM_WORKSPACE,
     ENABLED,
@@ -168,7 +160,7 @@ class JobModelStore(Widget):
                 self.log_error(
                     fl_ctx,
                     f"Job {job_id}: model publisher not added: this server's class_allow_list does not allow "
-                    f"it. Add \"{PUBLISHER_PATH}\" to class_allow_list in local/resources.json",
+                    f'it. Add "{PUBLISHER_PATH}" to class_allow_list in local/resources.json',
                 )
                 return
             workspace = fl_ctx.get_prop(FLContextKey.WORKSPACE_OBJECT) or fl_ctx.get_engine().get_workspace()
@@ -188,9 +180,13 @@ class JobModelStore(Widget):
     def _warn_if_job_images_must_build_the_store(self, fl_ctx: FLContext, engine):
         try:
             own = own_image_launchers(job_launchers(fl_ctx))
-            files = store_read_by_job_processes(engine.get_workspace(), f"{type(self).__module__}.{type(self).__name__}")
+            files = store_read_by_job_processes(
+                engine.get_workspace(), f"{type(self).__module__}.{type(self).__name__}"
+            )
         except Exception as e:
-            self.log_debug(fl_ctx, f"could not check where the job model store is declared: {secure_format_exception(e)}")
+            self.log_debug(
+                fl_ctx, f"could not check where the job model store is declared: {secure_format_exception(e)}"
+            )
             return
         if own and files:
             self.log_warning(
@@ -244,7 +240,10 @@ class JobModelStore(Widget):
         job_id = self._sender_job(request, origin)
         payload = request.payload
         if not self.settings.enabled:
-            return {Key.STATUS: Status.DISABLED, Key.MESSAGE: f"model publishing is disabled on this server ({ENABLED})"}
+            return {
+                Key.STATUS: Status.DISABLED,
+                Key.MESSAGE: f"model publishing is disabled on this server ({ENABLED})",
+            }
         if not isinstance(payload, dict) or payload.get(Key.KIND) not in KINDS:
             raise _Refused(f"job {job_id}: malformed publish request")
         kind = payload[Key.KIND]
@@ -274,7 +273,10 @@ class JobModelStore(Widget):
                 record = record_of(*senders_hash, file_name, model_format, **extra)
             else:
                 record = make_record(staged, file_name=file_name, model_format=model_format, **extra)
-            if mode == MODE_STREAM and (record[SHA256], record[SIZE]) != (payload.get(Key.SHA256), payload.get(Key.SIZE)):
+            if mode == MODE_STREAM and (record[SHA256], record[SIZE]) != (
+                payload.get(Key.SHA256),
+                payload.get(Key.SIZE),
+            ):
                 raise _Refused(f"job {job_id}: the received {kind} model does not match the sender's sha256/size")
             name = component[len(DataTypes.MODEL.value) + 1 :]
             with self._store_lock:
@@ -293,7 +295,8 @@ class JobModelStore(Widget):
             Key.STATUS: Status.STORED,
             Key.COMPONENT: component,
             Key.DROP_SOURCE: self.settings.drop_from_workspace,
-            Key.MESSAGE: f"stored as {component}" + (f" ({DROP_FROM_WORKSPACE})" if self.settings.drop_from_workspace else ""),
+            Key.MESSAGE: f"stored as {component}"
+            + (f" ({DROP_FROM_WORKSPACE})" if self.settings.drop_from_workspace else ""),
         }
 
     @staticmethod

@@ -98,8 +98,20 @@ def _confined(base: str, value, what: str):
 
 def _pt(args, app_dir):
     return [
-        (KIND_GLOBAL, app_dir, args.get("global_model_file_name", "FL_global_model.pt"), "global_model_file_name", "pt_checkpoint"),
-        (KIND_BEST, app_dir, args.get("best_global_model_file_name", "best_FL_global_model.pt"), "best_global_model_file_name", "pt_checkpoint"),
+        (
+            KIND_GLOBAL,
+            app_dir,
+            args.get("global_model_file_name", "FL_global_model.pt"),
+            "global_model_file_name",
+            "pt_checkpoint",
+        ),
+        (
+            KIND_BEST,
+            app_dir,
+            args.get("best_global_model_file_name", "best_FL_global_model.pt"),
+            "best_global_model_file_name",
+            "pt_checkpoint",
+        ),
     ]
 
 
@@ -115,8 +127,20 @@ def _np(args, app_dir):
 def _np_file(args, app_dir):
     model_dir = args.get("model_dir", "models")
     return [
-        (KIND_GLOBAL, "", _join(model_dir, args.get("last_global_model_file_name", "last_global_model.npy")), "model_dir/last_global_model_file_name", "np"),
-        (KIND_BEST, "", _join(model_dir, args.get("best_global_model_file_name", "best_global_model.npy")), "model_dir/best_global_model_file_name", "np"),
+        (
+            KIND_GLOBAL,
+            "",
+            _join(model_dir, args.get("last_global_model_file_name", "last_global_model.npy")),
+            "model_dir/last_global_model_file_name",
+            "np",
+        ),
+        (
+            KIND_BEST,
+            "",
+            _join(model_dir, args.get("best_global_model_file_name", "best_global_model.npy")),
+            "model_dir/best_global_model_file_name",
+            "np",
+        ),
     ]
 
 
@@ -157,7 +181,9 @@ def model_sources(config: dict, app_dir: str):
     sources = []
     for kind, base, value, what, fmt in PERSISTORS[_class_name(comp)](args, app_dir):
         member, problem = _confined(base, value, f"{_class_name(comp)} {what}")
-        sources.append(ModelSource(kind, member, posixpath.basename(value) if isinstance(value, str) else "", fmt, problem))
+        sources.append(
+            ModelSource(kind, member, posixpath.basename(value) if isinstance(value, str) else "", fmt, problem)
+        )
     return sources, ""
 
 
@@ -198,7 +224,9 @@ def backfill_job(
     job_id = job.job_id
     status = str(job.meta.get(JobMetaKey.STATUS.value, ""))
     if not status.startswith("FINISHED"):
-        return BackfillResult(job_id, NOT_FINISHED, f"status {status or 'unknown'}: a job publishes its models when it ends")
+        return BackfillResult(
+            job_id, NOT_FINISHED, f"status {status or 'unknown'}: a job publishes its models when it ends"
+        )
     wanted = {KIND_GLOBAL: settings.component_for(KIND_GLOBAL), KIND_BEST: settings.component_for(KIND_BEST)}
     with _LOCK:
         have = set(job_manager.list_components(job_id, fl_ctx) or [])
@@ -257,8 +285,15 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
         try:
             sha, n = archive.extract_to(src.member, staged)
             record = record_of(
-                sha, n, src.file_name, src.model_format,
-                kind=src.kind, transfer="backfill", hashed="store", backfilled=True, source=f"workspace:{src.member}",
+                sha,
+                n,
+                src.file_name,
+                src.model_format,
+                kind=src.kind,
+                transfer="backfill",
+                hashed="store",
+                backfilled=True,
+                source=f"workspace:{src.member}",
             )
             name = component[len(DataTypes.MODEL.value) + 1 :]
             job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
@@ -268,7 +303,9 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
                 os.remove(staged)
         stored.append({"component": component, "member": src.member, "size": n, "sha256": sha})
     if stored:
-        done = "; ".join(f"{s['component']} from {s['member']} ({s['size']} bytes, sha256 {s['sha256'][:12]})" for s in stored)
+        done = "; ".join(
+            f"{s['component']} from {s['member']} ({s['size']} bytes, sha256 {s['sha256'][:12]})" for s in stored
+        )
         rest = "; ".join(refusals + notes)
         return BackfillResult(job_id, BACKFILLED, f"stored {done}" + (f"; not stored: {rest}" if rest else ""), stored)
     if refusals:

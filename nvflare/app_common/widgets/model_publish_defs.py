@@ -93,8 +93,14 @@ def send_publish_request(cell, payload: dict, timeout: float) -> dict:
     rc = reply.get_header(MessageHeaderKey.RETURN_CODE, ReturnCode.OK)
     if rc != ReturnCode.OK:
         error = reply.get_header(MessageHeaderKey.ERROR, "")
-        return {Key.STATUS: Status.ERROR, Key.MESSAGE: f"server parent did not answer ({rc}{': ' + error if error else ''})"}
+        return {
+            Key.STATUS: Status.ERROR,
+            Key.MESSAGE: f"server parent did not answer ({rc}{': ' + error if error else ''})",
+        }
     body = reply.payload
     if not isinstance(body, dict):
-        return {Key.STATUS: Status.ERROR, Key.MESSAGE: f"unexpected reply from the server parent: {type(body).__name__}"}
+        return {
+            Key.STATUS: Status.ERROR,
+            Key.MESSAGE: f"unexpected reply from the server parent: {type(body).__name__}",
+        }
     return body

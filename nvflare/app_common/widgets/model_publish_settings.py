@@ -113,5 +113,7 @@ def load_publish_settings() -> PublishSettings:
     if settings.global_name == settings.best_name:
         raise ValueError(f"{GLOBAL_NAME} and {BEST_NAME} must differ, both are {settings.global_name!r}")
     if settings.transfer not in TRANSFERS:
-        raise ValueError(f"invalid model publishing setting {TRANSFER}: {settings.transfer!r} is not one of {TRANSFERS}")
+        raise ValueError(
+            f"invalid model publishing setting {TRANSFER}: {settings.transfer!r} is not one of {TRANSFERS}"
+        )
     return settings

@@ -147,10 +147,14 @@ class ModelPublisher(Widget):
             return
         engine = fl_ctx.get_engine()
         if fl_ctx.get_process_type() != ProcessType.SERVER_JOB:
-            self.log_warning(fl_ctx, f"ModelPublisher runs only in the server's job process, not in {fl_ctx.get_process_type()}")
+            self.log_warning(
+                fl_ctx, f"ModelPublisher runs only in the server's job process, not in {fl_ctx.get_process_type()}"
+            )
             return
         if fl_ctx.get_prop(FLContextKey.SIMULATE_MODE, False) or not _has_server_parent(engine):
-            self.log_info(fl_ctx, "Model publishing skipped: the simulator has no job store (models stay in the workspace)")
+            self.log_info(
+                fl_ctx, "Model publishing skipped: the simulator has no job store (models stay in the workspace)"
+            )
             return
 
         persistor = find_persistor(engine, self.persistor_id)
@@ -190,7 +194,9 @@ class ModelPublisher(Widget):
         hasher.stop()
         waited = time.monotonic() - start
         if idle:
-            self.log_info(fl_ctx, f"Pre-hashing of job {job_id}'s model files was done ({waited:.2f}s waited at job end)")
+            self.log_info(
+                fl_ctx, f"Pre-hashing of job {job_id}'s model files was done ({waited:.2f}s waited at job end)"
+            )
         else:
             self.log_info(
                 fl_ctx, f"Pre-hashing of job {job_id}'s model files stopped unfinished after {waited:.2f}s at job end"

@@ -111,9 +111,9 @@ def place_publisher(launchers: list, job_meta: dict, job_images_have_fork: bool)
     return Placement(
         False,
         f"{where}, which may not contain the nvflare model fork; the job runs as upstream and its models "
-        f"stay in its workspace. If the job images contain the fork, set \"model_publish_job_images_have_fork\": "
+        f'stay in its workspace. If the job images contain the fork, set "model_publish_job_images_have_fork": '
         f"true in the server's local/resources.json (or NVFLARE_MODEL_PUBLISH_JOB_IMAGES_HAVE_FORK=true), "
-        f"or \"{JOB_META_KEY}\": true in the job's meta.json",
+        f'or "{JOB_META_KEY}": true in the job\'s meta.json',
     )
 
 

@@ -33,13 +33,7 @@ import os
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_records import save_record
-from nvflare.apis.utils.model_provenance import (
-    PROVENANCE,
-    UNSIGNED,
-    common_name,
-    make_statement,
-    sign_statement,
-)
+from nvflare.apis.utils.model_provenance import PROVENANCE, UNSIGNED, common_name, make_statement, sign_statement
 
 FED_SERVER_CONFIG = "fed_server.json"
 DEFAULT_KEY = "server.key"

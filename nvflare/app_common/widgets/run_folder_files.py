@@ -285,9 +285,7 @@ def create_in_run_folder(run_dir: str, subdir: str, name: str):
         where = fd_real_path(dir_fd) if _has_proc_fd() else os.path.realpath(expected)
         if where != expected:
             raise RefusedFile(expected, f"resolves to {where!r}, not the run folder's own directory")
-        fd = os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
-        )
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
     return os.fdopen(fd, "wb"), os.path.join(expected, name)

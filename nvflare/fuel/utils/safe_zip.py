@@ -116,7 +116,9 @@ class SafeZip:
             if key in self.members:
                 self._refuse(f"entry {name!r} appears more than once")
             if info.file_size > lim.max_member_size:
-                self._refuse(f"entry {name!r} declares {info.file_size} bytes, more than the limit of {lim.max_member_size}")
+                self._refuse(
+                    f"entry {name!r} declares {info.file_size} bytes, more than the limit of {lim.max_member_size}"
+                )
             if info.file_size > lim.ratio_floor and info.file_size > lim.max_ratio * max(info.compress_size, 1):
                 ratio = info.file_size / max(info.compress_size, 1)
                 self._refuse(

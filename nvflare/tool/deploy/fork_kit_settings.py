@@ -65,7 +65,11 @@ def carry_fork_settings(local_dir, resources: dict) -> list:
             notes.append(f"kept {key} from {ACTIVE_RESOURCES}")
 
     allow = resources.get("class_allow_list")
-    if isinstance(allow, list) and PUBLISHER_PATH not in allow and PUBLISHER_PATH in (active.get("class_allow_list") or []):
+    if (
+        isinstance(allow, list)
+        and PUBLISHER_PATH not in allow
+        and PUBLISHER_PATH in (active.get("class_allow_list") or [])
+    ):
         allow.append(PUBLISHER_PATH)
         notes.append(f"kept {PUBLISHER_PATH} in class_allow_list")
 

@@ -71,7 +71,9 @@ def _load(path: str) -> dict:
     try:
         config = json.loads(text)
     except ValueError as e:
-        raise KitRefused(f"{path} is not valid JSON ({e}); fix it (or start again from resources.json.default)") from None
+        raise KitRefused(
+            f"{path} is not valid JSON ({e}); fix it (or start again from resources.json.default)"
+        ) from None
     if not isinstance(config, dict):
         raise KitRefused(f"{path} is not a JSON object but a {type(config).__name__}: not a FLARE resources file")
     return config
@@ -84,7 +86,7 @@ def _plan(config: dict, path: str) -> List[str]:
     if components is None:
         components = config["components"] = []
     if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
-        raise KitRefused(f"{path}: \"components\" is not a list of objects, as a FLARE server expects")
+        raise KitRefused(f'{path}: "components" is not a list of objects, as a FLARE server expects')
     if not any(c.get("path") == STORE_PATH for c in components):
         taken = [c for c in components if c.get("id") == STORE_ID]
         if taken:
@@ -97,7 +99,7 @@ def _plan(config: dict, path: str) -> List[str]:
     if ALLOW_LIST in config:
         allow = config[ALLOW_LIST]
         if not isinstance(allow, list) or not all(isinstance(c, str) for c in allow):
-            raise KitRefused(f"{path}: \"{ALLOW_LIST}\" is not a list of class paths")
+            raise KitRefused(f'{path}: "{ALLOW_LIST}" is not a list of class paths')
         if PUBLISHER_PATH not in allow:
             allow.append(PUBLISHER_PATH)
             changes.append(f"added {PUBLISHER_PATH} to {ALLOW_LIST}")

@@ -57,7 +57,12 @@ def check_received(api, component: str, job_id: str, record: dict, sha256: str, 
         return f"cannot check the signature: the admin kit's root CA ({ca_path}) is not readable ({e})", ""
     try:
         statement = verify_provenance(
-            provenance, root_ca, sha256, size, component=component, job_id=job_id,
+            provenance,
+            root_ca,
+            sha256,
+            size,
+            component=component,
+            job_id=job_id,
             server_identity=getattr(api, "server_identity", None) or "server",  # upstream AdminAPI's default
         )
     except ProvenanceRefused as e:

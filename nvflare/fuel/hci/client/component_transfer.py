@@ -42,15 +42,13 @@ from nvflare.apis.utils.component_names import component_name_problem
 from nvflare.apis.utils.component_records import SHA256, SIZE
 from nvflare.fuel.hci.client.api_spec import CommandContext
 from nvflare.fuel.hci.client.api_status import APIStatus
-from nvflare.fuel.hci.client.component_provenance import check_received, write_proof
-from nvflare.fuel.hci.client.download_failures import explain_failure
-from nvflare.fuel.hci.cmd_arg_utils import join_args
 from nvflare.fuel.hci.client.component_direct_reader import (
     DirectAborted,
     DirectUnavailable,
     direct_endpoint,
     read_direct,
 )
+from nvflare.fuel.hci.client.component_provenance import check_received, write_proof
 from nvflare.fuel.hci.client.component_range_reader import (
     RANGE_LENGTH,
     RangeRefused,
@@ -58,6 +56,8 @@ from nvflare.fuel.hci.client.component_range_reader import (
     RangeSource,
     read_ranges,
 )
+from nvflare.fuel.hci.client.download_failures import explain_failure
+from nvflare.fuel.hci.cmd_arg_utils import join_args
 from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
 from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, MAX_LENGTH, RANGE_TRANSFER, TRANSFER_ID, TRANSFER_SIZE
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta

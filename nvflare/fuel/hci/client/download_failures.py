@@ -23,14 +23,15 @@ from nvflare.fuel.f3.cellnet.defs import ReturnCode
 from nvflare.fuel.hci.client.component_range_reader import ATTEMPTS
 
 
-
 def _hints(progress_timeout: float) -> list:
     lost = "lost the connection to the server"
     unreadable = "the server could not read the component any more (was the job deleted?)"
     return [
-        (f": {ReturnCode.TIMEOUT}",
-         f"the server did not answer a chunk request within {progress_timeout:g} s, {ATTEMPTS} times "
-         f"in a row (file_download_progress_timeout in the admin kit's fed_admin.json)"),
+        (
+            f": {ReturnCode.TIMEOUT}",
+            f"the server did not answer a chunk request within {progress_timeout:g} s, {ATTEMPTS} times "
+            f"in a row (file_download_progress_timeout in the admin kit's fed_admin.json)",
+        ),
         (f": {ReturnCode.COMM_ERROR}", lost),
         (f": {ReturnCode.TARGET_UNREACHABLE}", lost),
         ("cannot read the component", unreadable),

@@ -56,6 +56,7 @@ def _transactions(session_mgr) -> dict:
     """{session id: number of open downloads} from the session manager's bindings."""
     with session_mgr.sess_update_lock:
         bindings = {sid: list(txs) for sid, txs in session_mgr.downloads.items()}
+
     def download(tx_id: str) -> str:
         return tx_id[: -len(OFFER_SUFFIX)] if tx_id.endswith(OFFER_SUFFIX) else tx_id
 

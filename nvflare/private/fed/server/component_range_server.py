@@ -362,7 +362,12 @@ class AdminDownload:
             fingerprint=self.fingerprint,
             released_with_path=released_with_path,
         )
-        transfer = {TRANSFER_ID: transfer_id, SOURCE_FQCN: self.server.fqcn, TRANSFER_SIZE: size, MAX_LENGTH: MAX_RANGE_LENGTH}
+        transfer = {
+            TRANSFER_ID: transfer_id,
+            SOURCE_FQCN: self.server.fqcn,
+            TRANSFER_SIZE: size,
+            MAX_LENGTH: MAX_RANGE_LENGTH,
+        }
         if self.direct:
             transfer[DIRECT_ROUTE] = direct_download_route.ROUTE
         return transfer

@@ -44,15 +44,15 @@ from nvflare.apis.job_def_manager_spec import JobDefManagerSpec
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
+from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.component_info_table import add_info_table, info_row
-from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
+from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.hci.server.download_settings import check_download_settings, download_limits
 from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
@@ -167,9 +167,13 @@ class JobComponentCommandModule(JobCommandModule):
                 conn.append_error(msg, meta=make_meta(MetaStatusValue.NO_JOB_COMPONENTS, msg))
                 return
             try:
-                job_def_manager.get_storage_for_download(job_id, self.tx_path(conn, tx_id), component, component, fl_ctx)
+                job_def_manager.get_storage_for_download(
+                    job_id, self.tx_path(conn, tx_id), component, component, fl_ctx
+                )
                 record = self._record_for(conn.get_prop(self.JOB), component, self.tx_path(conn, tx_id, job_id))
-                transfer = self._open_range_transfer(conn, tx_id, os.path.join(self.tx_path(conn, tx_id, job_id), component))
+                transfer = self._open_range_transfer(
+                    conn, tx_id, os.path.join(self.tx_path(conn, tx_id, job_id), component)
+                )
                 if transfer is None:
                     return
                 conn.append_string(

@@ -75,7 +75,9 @@ class ModelBackfillCommandModule(JobCommandModule):
     # -- authorization -------------------------------------------------------------------
     def authorize_backfill(self, conn: Connection, args: List[str]):
         if len(args) != 2:
-            conn.append_error(f"Usage: {self.USAGE}", meta=make_meta(MetaStatusValue.SYNTAX_ERROR, f"Usage: {self.USAGE}"))
+            conn.append_error(
+                f"Usage: {self.USAGE}", meta=make_meta(MetaStatusValue.SYNTAX_ERROR, f"Usage: {self.USAGE}")
+            )
             return PreAuthzReturnCode.ERROR
         if args[1] == ALL_JOBS:
             role = conn.get_prop(ConnProps.USER_ROLE, "")
@@ -123,7 +125,9 @@ class ModelBackfillCommandModule(JobCommandModule):
         except ValueError as e:
             return self._error(conn, f"cannot backfill: {e}")
         if not settings.enabled:
-            return self._error(conn, f"model publishing is disabled on this server ({ENABLED}=false): nothing is backfilled")
+            return self._error(
+                conn, f"model publishing is disabled on this server ({ENABLED}=false): nothing is backfilled"
+            )
         engine = conn.app_ctx
         job_manager = engine.job_def_manager
         if conn.get_prop(_BATCH, False):
@@ -148,7 +152,9 @@ class ModelBackfillCommandModule(JobCommandModule):
         for job in jobs:
             if time.time() - start > budget:
                 results.append(
-                    mb.BackfillResult(job.job_id, "not looked at", f"time budget of {budget:.0f} s used up: run the command again")
+                    mb.BackfillResult(
+                        job.job_id, "not looked at", f"time budget of {budget:.0f} s used up: run the command again"
+                    )
                 )
                 continue
             refusal = self._download_refusal(conn, job.meta)
@@ -164,7 +170,9 @@ class ModelBackfillCommandModule(JobCommandModule):
             counts[r.outcome] = counts.get(r.outcome, 0) + 1
         summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no jobs"
         conn.append_string(f"{len(results)} job(s) in study {study}: {summary}")
-        conn.append_success("", meta=make_meta(MetaStatusValue.OK, extra={BACKFILL_RESULTS: [r.as_dict() for r in results]}))
+        conn.append_success(
+            "", meta=make_meta(MetaStatusValue.OK, extra={BACKFILL_RESULTS: [r.as_dict() for r in results]})
+        )
 
     def _backfill_one(self, conn, engine, job_manager, job, settings) -> mb.BackfillResult:
         scratch = str(uuid.uuid4())
