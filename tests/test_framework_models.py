@@ -260,6 +260,9 @@ def test_documented_fallback_lines_load_keras_and_pytorch_npz_and_fobs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_global_model.fobs"]
 
 
+# It judges what this module's system tests ran (like the reliability table check), so it
+# runs in the system lane, after them.
+@pytest.mark.system
 def test_every_documented_loading_line_is_run():
     """Runs last in this module: a snippet added to the docs without a test fails here."""
     assert set(documented_snippets()) == {
