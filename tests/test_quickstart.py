@@ -69,7 +69,8 @@ def test_quickstart_runs_the_whole_story(repo, demo_venv, tmp_path):
     assert "NVFlare version is 2.9.0+model.1" in out
     assert "status FINISHED:COMPLETED" in out
     assert re.search(
-        r"\| MODEL_global_model +\| MODEL +\| FL_global_model\.pt +\| \S+ +\| 53159437 +\| \d+ +\| - +\| [0-9a-f]{64} \|",
+        r"\| MODEL_global_model +\| MODEL +\| FL_global_model\.pt +\| \S+ +\| 53159437 +\| \d+ +\| - +"
+        r"\| server \(example_project\) +\| [0-9a-f]{64} \|",
         out,
     )
     model = re.search(r"downloaded MODEL_global_model of job \S+ to (\S+) \(53159437 bytes in .*sha256 verified\)", out)

@@ -197,7 +197,7 @@ def test_hostile_input_is_refused(fault_system, big_job, other_job, tmp_path, re
 
     wait_until(lambda: not system.transfer_transactions(), timeout=30)  # the good download's folder
     assert system.server_parent().pid == server_pid  # still the same server, still serving (above)
-    assert os.listdir(dest) == ["MODEL_global_model"]
+    assert sorted(os.listdir(dest)) == ["MODEL_global_model.npz", "MODEL_global_model.npz.provenance.json"]
     assert {p: p.stat().st_atime for p in watched} == atimes, "a hostile request read another job's files"
     after = snapshot(system.root, is_log)
     assert after == before, {
