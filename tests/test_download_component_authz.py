@@ -89,7 +89,7 @@ def allowed(call) -> bool:
         return False
 
 
-def refusals(flare_system, user: str, command: str, job_id: str, rest: str = "[^\]]*") -> list:
+def refusals(flare_system, user: str, command: str, job_id: str, rest: str = r"[^\]]*") -> list:
     line = re.compile(rf"\[U:{re.escape(user)}\]\[A:(\S+\.)?{command} {job_id}{rest}\] REFUSED: (.*)$")
     return [m.group(2) for m in map(line.search, flare_system.audit_log.read_text().splitlines()) if m]
 
