@@ -83,6 +83,7 @@ from nvflare.app_common.widgets.model_publisher_injection import (
     store_read_by_job_processes,
 )
 from nvflare.app_common.widgets.model_signer import save_signed_record
+from nvflare.app_common.widgets.persistor_path_guard import check_component, load_allowed_dirs
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -120,6 +121,8 @@ class JobModelStore(Widget):
         self._store_lock = threading.Lock()
         self.register_event_handler(EventType.SYSTEM_START, self._on_system_start)
         self.register_event_handler(EventType.BEFORE_JOB_LAUNCH, self._on_before_job_launch)
+        # in each job's server process: refuse persistors configured to reach outside the job
+        self.register_event_handler(EventType.BEFORE_BUILD_COMPONENT, self._on_before_build_component)
 
     # -- server parent set-up ----------------------------------------------------------
     def _on_system_start(self, event_type: str, fl_ctx: FLContext):
@@ -134,6 +137,13 @@ class JobModelStore(Widget):
         except ValueError as e:
             self.settings = PublishSettings(enabled=False)
             self.log_error(fl_ctx, f"Model publishing is off: {e}")
+        try:
+            allowed = load_allowed_dirs()
+            self.log_info(
+                fl_ctx, f"Job persistors may read checkpoints from: {', '.join(allowed) or 'their run folder only'}"
+            )
+        except ValueError as e:
+            self.log_error(fl_ctx, f"{e}; job persistors may read only inside their run folder")
         cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
         self._engine, self._cell = engine, cell
         self._warn_if_job_images_must_build_the_store(fl_ctx, engine)
@@ -176,6 +186,18 @@ class JobModelStore(Widget):
                 self.log_debug(fl_ctx, f"Job {job_id}: model publisher {outcome}")
         except Exception as e:
             self.log_error(fl_ctx, f"Job {job_id}: could not add the model publisher: {secure_format_exception(e)}")
+
+    def _on_before_build_component(self, event_type: str, fl_ctx: FLContext):
+        try:
+            refused = check_component(fl_ctx)
+        except Exception as e:
+            refused = [f"could not check the component's file paths ({secure_format_exception(e)}): refused"]
+        if not refused:
+            return
+        job_id = fl_ctx.get_prop(FLContextKey.CURRENT_JOB_ID)
+        for line in refused:
+            self.log_error(fl_ctx, f"Job {job_id}: {line}", fire_event=False)
+        fl_ctx.set_prop(FLContextKey.COMPONENT_BUILD_ERROR, "; ".join(refused), private=True, sticky=False)
 
     def _warn_if_job_images_must_build_the_store(self, fl_ctx: FLContext, engine):
         try:
