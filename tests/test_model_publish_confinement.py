@@ -18,8 +18,11 @@ operator allowed PTFileModelPersistor for config-only jobs (class_allow_list) an
 model_publish_drop_from_workspace, the setting that deletes published files. The attacks:
 a lead's config-only job naming the server's private key and a file outside as its model
 files; another org's lead naming a finished job's stored model (and, with ``..``, its best
-model) with deletion on; symlinks out of the run folder; and publish requests sent straight
-to the store by the job's own server process.
+model) with deletion on - both now stopped before the job starts by persistor_path_guard
+(test_persistor_path_guard_system.py has its own attacks), so no publisher ever sees those
+paths; symlinks out of the run folder (custom code, which the guard's config check cannot
+see) and publish requests sent straight to the store by the job's own server process show
+the publisher's and the store's own rule.
 """
 
 import hashlib
@@ -99,9 +102,23 @@ def test_legit_pt_job_publishes_by_link_and_drops_only_its_own_files(guarded_sys
     assert f"Refused to publish" not in "".join(l for l in log.splitlines() if job_id in l)
 
 
+def guard_refusal(job_id, setting, value, real, run) -> str:
+    """persistor_path_guard's line: the job's persistor is refused before it is built."""
+    return (
+        f"Job {job_id}: refused persistor 'persistor' (PTFileModelPersistor): {setting} {value!r} (write) resolves "
+        f"to {str(real)!r}, outside the job's run folder {str(run)!r}: {GUARD_RULE}"
+    )
+
+
+GUARD_RULE = (
+    "a job's model persistor may write files only inside the job's own run folder, and read them only there "
+    "or in a directory of the server setting model_persistor_allowed_dirs"
+)
+
+
 def test_lead_config_only_job_cannot_publish_the_server_key(guarded_system, tmp_path, reliability):
     """(a) best_global_model_file_name = the server's startup/server.key, global_model_file_name =
-    a file outside the run folder: both refused in the job process, nothing stored, job completes."""
+    a file outside the run folder: the job is refused before its persistor exists, nothing stored."""
     key = server_key(guarded_system)
     key_bytes = open(key, "rb").read()
     secret = tmp_path / "outside_secret.pt"
@@ -110,35 +127,32 @@ def test_lead_config_only_job_cannot_publish_the_server_key(guarded_system, tmp_
     job = pt_config_only_job(tmp_path, "steal_key", best_global_model_file_name=key, global_model_file_name=secret)
     job_id, meta = guarded_system.submit_and_wait(job, user=LEAD)
 
-    assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded_system.tail_console()}"
+    assert meta["status"] == "FINISHED:EXECUTION_EXCEPTION", f"{meta}\n{guarded_system.tail_console()}"
     assert meta["submitter_name"] == LEAD
     assert stored_models(guarded_system, job_id) == []
     assert store_holds(guarded_system, job_id, key_bytes) == []
     assert "component_records" not in job_meta(guarded_system, job_id)
     log = log_of(guarded_system)
     run = run_folder(guarded_system, job_id)
-    best_refusal = f"Refused to publish best model 'server.key' of job {job_id}: {outside_refusal(key, key, run)}"
-    global_refusal = (
-        f"Refused to publish global model 'outside_secret.pt' of job {job_id}: {outside_refusal(secret, secret, run)}"
-    )
-    assert best_refusal in log, guarded_system.tail_console()
-    assert global_refusal in log, guarded_system.tail_console()
-    assert not re.search(rf"Refused to store a model: job {job_id}", log)  # never reached the store
+    assert guard_refusal(job_id, "best_global_model_file_name", key, key, run) in log, guarded_system.tail_console()
+    assert guard_refusal(job_id, "global_model_file_name", secret, secret, run) in log, guarded_system.tail_console()
+    assert f"of job {job_id}:" not in log  # no publisher ran: the job never started
     assert open(key, "rb").read() == key_bytes and open(secret, "rb").read() == b"secret bytes outside any run folder"
     with guarded_system.session() as sess:
         assert not [c for c in sess.list_job_components(job_id) if c.startswith("MODEL_")]
     reliability.record(
         "P1",
-        "refused in the job process: `Refused to publish best model 'server.key' of job <job>: "
-        "'<kit>/startup/server.key' resolves to '<kit>/startup/server.key', outside the job's run folder "
-        "'<kit>/<job>': only a regular file inside the job's own run folder may be published` (same for the global "
-        "model's path); no MODEL_ component, no record; job FINISHED:COMPLETED; the key file unchanged",
+        "refused before the job starts (persistor_path_guard): `Job <job>: refused persistor 'persistor' "
+        "(PTFileModelPersistor): best_global_model_file_name '<kit>/startup/server.key' (write) resolves to "
+        "'<kit>/startup/server.key', outside the job's run folder '<kit>/<job>': a job's model persistor may write "
+        "files only inside the job's own run folder, ...` (same for the global model's path); job "
+        "FINISHED:EXECUTION_EXCEPTION; no MODEL_ component, no record; the key file unchanged",
     )
 
 
 def test_other_orgs_lead_cannot_publish_or_delete_another_jobs_model(guarded_system, legit_job, tmp_path, reliability):
     """(b) another org's lead names a finished job's stored models (absolute, and through `..`) with
-    model_publish_drop_from_workspace=true: refused, and both files are still there, unchanged."""
+    model_publish_drop_from_workspace=true: refused before the job starts, both files still there, unchanged."""
     victim, _ = legit_job
     target = os.path.realpath(guarded_system.job_store_dir(victim) / GLOBAL)
     target_best = os.path.realpath(guarded_system.job_store_dir(victim) / BEST)
@@ -148,26 +162,24 @@ def test_other_orgs_lead_cannot_publish_or_delete_another_jobs_model(guarded_sys
     job = pt_config_only_job(tmp_path, "steal_model", best_global_model_file_name=target, global_model_file_name=dotdot)
     job_id, meta = guarded_system.submit_and_wait(job, user=OTHER_ORG_LEAD)
 
-    assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded_system.tail_console()}"
+    assert meta["status"] == "FINISHED:EXECUTION_EXCEPTION", f"{meta}\n{guarded_system.tail_console()}"
     for path, data in before.items():
         assert open(path, "rb").read() == data, f"{path} changed or vanished"
     assert stored_models(guarded_system, job_id) == []
     log = log_of(guarded_system)
     run = run_folder(guarded_system, job_id)
     assert (
-        f"Refused to publish best model 'MODEL_global_model' of job {job_id}: {outside_refusal(target, target, run)}"
-    ) in log, guarded_system.tail_console()
-    located = os.path.join(str(guarded_system.server_dir), job_id, "app_server", dotdot)
+        guard_refusal(job_id, "best_global_model_file_name", target, target, run) in log
+    ), guarded_system.tail_console()
     assert (
-        f"Refused to publish global model 'MODEL_best_global_model' of job {job_id}: "
-        f"{outside_refusal(located, target_best, run)}"
-    ) in log, guarded_system.tail_console()
+        guard_refusal(job_id, "global_model_file_name", dotdot, target_best, run) in log
+    ), guarded_system.tail_console()
     assert f"Removed {target}" not in log and f"Removed {target_best}" not in log
     reliability.record(
         "P2",
-        "refused the same way (`... '<jobs-storage>/<other job>/MODEL_global_model' resolves to ..., outside the job's "
-        "run folder ...`, also through `../..`); both of the other job's models still exist, byte-identical; no "
-        "MODEL_ component for the attacker's job, which finishes COMPLETED",
+        "refused the same way before the job starts (`... '<jobs-storage>/<other job>/MODEL_global_model' (write) "
+        "resolves to ..., outside the job's run folder ...`, also through `../..`); both of the other job's models "
+        "still exist, byte-identical; no MODEL_ component for the attacker's job (FINISHED:EXECUTION_EXCEPTION)",
     )
 
 

@@ -41,6 +41,10 @@ must be the same (device, inode) as that descriptor, and a copy reads the descri
 path outside is refused and audited, never answered "not visible" (which would make the
 job stream it): in container set-ups the server parent may read files the job cannot.
 
+In each job's server process (where resources.json components are built too) the store
+also refuses, before they are built, persistors whose configured files lie outside the
+job's run folder (persistor_path_guard); that check does not depend on publishing being on.
+
 The record's sha256 on the same-host path: the job process hashes its model files while
 the job trains (model_prehash) and sends the hash with the request when the file is still
 the one it hashed. The store uses it, instead of reading the whole file again, only when

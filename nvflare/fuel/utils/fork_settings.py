@@ -22,6 +22,7 @@ fails while the table is stale or a setting key of those modules is missing here
 from dataclasses import dataclass
 
 from nvflare.app_common.widgets import model_publish_settings as publish
+from nvflare.app_common.widgets import persistor_path_guard as persistor_guard
 from nvflare.fuel.f3.streaming.file_downloader import DEFAULT_CHUNK_SIZE
 from nvflare.fuel.hci.server import download_settings as download
 
@@ -30,7 +31,7 @@ SERVER_SET = "server `local/resources.json` or `--set`"
 ADMIN_KIT = "admin kit `startup/fed_admin.json`, `admin` section"
 
 # Modules whose setting keys must all be listed (upper-case str constants ending in the key).
-SETTINGS_MODULES = (download, publish)
+SETTINGS_MODULES = (download, publish, persistor_guard)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,14 @@ SETTINGS = (
         f"{publish.DEFAULT_TIMEOUT:g}",
         "seconds one model may take from publish request to stored",
     ),
+    Setting(
+        persistor_guard.ALLOWED_DIRS,
+        SERVER + " (read by each job's server process)",
+        "none",
+        "JSON list of absolute directories from which a job's model persistor may *read* checkpoints "
+        "(`source_ckpt_file_full_name`, ...); env: a JSON list or `:`-separated. Files a persistor writes must "
+        "always stay inside the job's run folder ([security.md](security.md))",
+    ),
 )
 
 
@@ -164,6 +173,10 @@ def unlisted_keys() -> list:
     found = set()
     for module in SETTINGS_MODULES:
         for name, value in vars(module).items():
-            if name.isupper() and isinstance(value, str) and value.startswith(("admin_download_", "model_publish_")):
+            if (
+                name.isupper()
+                and isinstance(value, str)
+                and value.startswith(("admin_download_", "model_publish_", "model_persistor_"))
+            ):
                 found.add(value)
     return sorted(found - listed)
