@@ -157,6 +157,20 @@ def test_numpy_persistors_and_subclasses(ws):
     ]
 
 
+def test_numpy_model_is_saved_under_the_result_root_when_the_operator_sets_one(ws, tmp_path):
+    results = tmp_path / "results" / JOB
+    f = folders(ws)
+    f = JobFolders(f.run_dir, f.app_root, str(results), f.env_file)
+    paths = persistor_paths(NPModelPersistor, {}, f)
+    assert ("model_dir/model_name", str(results / "models" / "server.npy"), WRITE) in rows(paths)
+    assert guard.refusals(paths, f.run_dir, ()) == []
+    bad = persistor_paths(NPModelPersistor, {"model_dir": "../../elsewhere"}, f)
+    assert (
+        f"model_dir/model_name '../../elsewhere/server.npy' (write) resolves to "
+        f"{str(tmp_path / 'elsewhere' / 'server.npy')!r}, outside the job's result folder {str(results)!r}"
+    ) in guard.refusals(bad, f.run_dir, ())
+
+
 def _fake_upstream(module: str, name: str, init):
     """A class that stands in for an upstream persistor whose framework is not installed here."""
     return type(name, (ModelPersistor,), {"__module__": module, "__qualname__": name, "__init__": init})

@@ -92,6 +92,9 @@ def load_allowed_dirs() -> Tuple[str, ...]:
 def problem(p: PersistorPath, run_dir: str, allowed_dirs) -> Optional[str]:
     """Why the rule refuses ``p``, or None when it may be used."""
     root = os.path.realpath(run_dir)
+    folder = "run folder"
+    if p.root and os.path.realpath(p.root) != root:
+        root, folder = os.path.realpath(p.root), "result folder"
     real = os.path.realpath(p.path)
     if real == root or is_inside(real, root):
         return None
@@ -100,7 +103,7 @@ def problem(p: PersistorPath, run_dir: str, allowed_dirs) -> Optional[str]:
             allowed = os.path.realpath(d)
             if real == allowed or is_inside(real, allowed):
                 return None
-    return f"{p.setting} {p.value!r} ({p.access}) resolves to {real!r}, outside the job's run folder {root!r}"
+    return f"{p.setting} {p.value!r} ({p.access}) resolves to {real!r}, outside the job's {folder} {root!r}"
 
 
 def refusals(paths: List[PersistorPath], run_dir: str, allowed_dirs) -> List[str]:

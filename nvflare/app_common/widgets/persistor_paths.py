@@ -54,6 +54,7 @@ class PersistorPath:
     value: object  # as the job configured it
     path: str  # where the persistor will open it (symlinks not yet resolved)
     access: str  # READ or WRITE
+    root: Optional[str] = None  # the job folder it must stay in when not the run folder (the result root)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ def _np(args: dict, folders: JobFolders) -> list:
     if rel:
         value = f"{args.get('model_dir')}/{args.get('model_name')}"
         found.append(PersistorPath("model_dir/model_name", value, os.path.join(folders.run_dir, rel), READ))
-        found.append(PersistorPath("model_dir/model_name", value, os.path.join(folders.result_root, rel), WRITE))
+        # saved under the job's result root: the run folder unless the operator set NVFLARE_RESULT_ROOT
+        write = os.path.join(folders.result_root, rel)
+        found.append(PersistorPath("model_dir/model_name", value, write, WRITE, root=folders.result_root))
     return found + _source_ckpt(args, folders)
 
 
