@@ -235,9 +235,7 @@ def main():
         same_host_ratio = statistics.median(rows[0][1]) / cp_median
         result["same_host_vs_cp"] = same_host_ratio
         result["target_met"] = same_host_ratio <= 2.0
-        print(
-            f"same-host / cp = {same_host_ratio:.2f} (target <= 2.0: {'met' if result['target_met'] else 'NOT met'})"
-        )
+        print(f"same-host / cp = {same_host_ratio:.2f} (target <= 2.0: {'met' if result['target_met'] else 'NOT met'})")
     out = REPO / "bench" / "results" / f"publish_bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
