@@ -216,14 +216,16 @@ def tls_context(startup: str, server: bool):
 
 
 def kit_connection_security(startup: str):
-    for name in ("fed_server.json", "fed_admin.json"):
-        path = os.path.join(startup, name)
-        if os.path.exists(path):
-            text = open(path).read()
-            for value in ("clear", "mtls", "tls"):  # "connection_security": "<value>" anywhere in the config
-                if f'"connection_security": "{value}"' in text:
-                    return value
-    return None
+    """``connection_security`` of the kit's listener (server) or connection (admin), if set."""
+    server, admin = os.path.join(startup, "fed_server.json"), os.path.join(startup, "fed_admin.json")
+    if os.path.exists(server):
+        section = json.load(open(server))["servers"][0]
+    else:
+        section = json.load(open(admin))["admin"]
+    security = section.get("connection_security")
+    if security == "clear":
+        raise SystemExit(f"{startup}: the POC connection is not TLS (connection_security clear): no TLS ceiling")
+    return security
 
 
 def child_tls_serve(src: str, startup: str):
