@@ -400,6 +400,7 @@ def measure(system: FlareSystem, path: str, job_id: str, dest: Path, sha: str) -
         args = ["--child", path, str(system.kit()), job_id, str(dest)]
         if path == "download_job_component":
             args.append(sha)
+    os.sync()  # untimed: the previous row's written pages do not slow this one's writes
     server = PeakRss(server_parent(system).pid)
     transfer = system.server_transfer_dir
     staged = 0
