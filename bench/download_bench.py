@@ -584,6 +584,11 @@ def main():
                 result["sizes"][str(size)] = {"job_ids": jobs, "summary": rows, "runs": runs}
                 for name, system in systems.items():
                     shutil.rmtree(system.job_store_dir(jobs[name][0]), ignore_errors=True)  # free the disk
+            print(f"\n{DIRECT} / {TLS_CEILING} (goal >= {GOAL}):")
+            for size, rows in summaries.items():
+                fraction = rows[DIRECT]["x_tls"]
+                print(f"  {size / MB:>6.0f} MB  {fraction:.2f}  {'met' if fraction >= GOAL else 'NOT met'}")
+            result["tls_ceiling_fraction"] = {str(size): rows[DIRECT]["x_tls"] for size, rows in summaries.items()}
             if scale:
                 verdict = scale_verdict(summaries[sizes[0]], summaries[sizes[1]])
                 print_scale(sizes[1], summaries[sizes[0]], summaries[sizes[1]], verdict)
