@@ -12,10 +12,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Benchmark: downloading a big model component, fork vs upstream paths vs a raw socket.
+"""Benchmark: downloading a big model component, fork vs upstream paths vs a verified TLS ceiling.
 
     .venv-test/bin/python bench/download_bench.py            # 100 MB, 500 MB, 2 GB; 3 runs each
     .venv-test/bin/python bench/download_bench.py --quick    # 100 MB only (smoke test)
+    .venv-test/bin/python bench/download_bench.py --scale-gb 8   # 500 MB reference + one 8 GB component
 
 Starts two real POC systems (server + 1 client each) in a temp folder: one as shipped, one
 with admin_download_direct=false, i.e. the fork's command on its range transfer and
@@ -28,7 +29,22 @@ workspace, so download_job moves the same bytes. Then, interleaved and several t
 * ``download_job_components`` (also fetches the small logs): direct, and upstream
   (DownloadService, 5 MiB chunks) - the baseline of ``x upstr``;
 * ``download_job`` (the workspace zip, unzipped by the admin client): direct, and upstream;
-* a raw loopback TCP socket (sendfile -> recv_into + write), two processes: the ceiling.
+* a raw loopback TCP socket (sendfile -> recv_into + write), two processes: the host's
+  ceiling, without TLS or hashing;
+* the verified TLS ceiling, two processes without FLARE: a blocking Python ``ssl`` server
+  with the POC server's certificate, key and root CA, in the TLS context FLARE's own
+  drivers build (``net_utils.get_ssl_context``, client certificate required as on the POC
+  listener), sends the file as one HTTP/1.1 response in 1 MiB ``sendall`` calls; the client,
+  with the admin kit's certificate, reads it into 4 reused 1 MiB buffers on one thread
+  while the main thread sha256-hashes and writes them to a temp file, which it renames
+  after the hash matched: the work the fork's admin client must do, and no more. The
+  fork's ``download_job_component`` (direct) is reported as a fraction of it (goal >= 0.9).
+
+``--scale-gb N`` runs only ``download_job_component`` (direct and ranges) and the two
+ceilings, once on a 500 MB reference component and once on an N GB one, and checks that
+admin and server RSS growth at N GB stays within the 500 MB growth (+ 16 MiB of noise),
+that nothing is staged under the server's transfer folder and that every downloaded file
+has the recorded sha256 (the bench re-hashes it after the timed call).
 
 Each download runs in its own admin process (a FLARE API session), which samples its own
 RSS; this process samples the server parent's RSS and the bytes staged in real files
@@ -69,9 +85,15 @@ PATHS = {
     "download_job (direct)": ("direct", "download_job"),
     "download_job (upstream)": ("off", "download_job"),
     "socket": ("direct", "socket"),
+    "verified TLS ceiling": ("direct", "tls"),
 }
+SCALE_PATHS = ["download_job_component", "download_job_component (ranges)", "socket", "verified TLS ceiling"]
 UPSTREAM = "download_job_components (upstream)"
 CEILING = "socket"
+TLS_CEILING = "verified TLS ceiling"
+DIRECT = "download_job_component"
+GOAL = 0.9
+FLAT_SLACK_MIB = 16  # RSS noise allowed on top of the 500 MB growth in --scale-gb mode
 SAMPLE = 0.02  # seconds between RSS / staging samples
 
 
@@ -104,7 +126,19 @@ class PeakRss:
         self.thread.join()
 
 
-def child_flare(path: str, kit: str, job_id: str, dest: str):
+def sha256_of(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(MIB)
+            if not block:
+                return digest.hexdigest()
+            digest.update(block)
+
+
+def child_flare(path: str, kit: str, job_id: str, dest: str, expected_sha: str = ""):
     from nvflare.fuel.flare_api.flare_api import new_secure_session
 
     sess = new_secure_session("admin@nvidia.com", kit, timeout=60)
@@ -120,6 +154,9 @@ def child_flare(path: str, kit: str, job_id: str, dest: str):
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         sess.close()
+    # Not timed: the file on disk is the one the store holds (the client verified it too).
+    if expected_sha and sha256_of(out) != expected_sha:
+        raise SystemExit(f"{out}: sha256 is not the stored {expected_sha}")
     shutil.rmtree(out, ignore_errors=True) if os.path.isdir(out) else os.unlink(out)
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_base": rss.base, "rss_peak": rss.peak}))
 
@@ -150,6 +187,155 @@ def child_socket(src: str, dest: str):
 def child_socket_send(src: str, port: str):
     with socket.create_connection(("127.0.0.1", int(port))) as s, open(src, "rb") as f:
         s.sendfile(f)
+
+
+# -- the verified TLS ceiling: two processes, no FLARE --------------------------------------
+def tls_context(startup: str, server: bool):
+    """The context FLARE's drivers build for this kit: same function, same parameters.
+
+    The POC listener's connection security (fed_server.json / fed_admin.json) is used when
+    the kit sets one; FLARE's default is mTLS (client certificate required).
+    """
+    from nvflare.fuel.f3.drivers import net_utils
+    from nvflare.fuel.f3.drivers.driver_params import DriverParams
+
+    params = {
+        DriverParams.SCHEME.value: "https",
+        DriverParams.CA_CERT.value: os.path.join(startup, net_utils.SSL_ROOT_CERT),
+    }
+    security = kit_connection_security(startup)
+    if security:
+        params[DriverParams.CONNECTION_SECURITY.value] = security
+    if server:
+        params[DriverParams.SERVER_CERT.value] = os.path.join(startup, net_utils.SSL_SERVER_CERT)
+        params[DriverParams.SERVER_KEY.value] = os.path.join(startup, net_utils.SSL_SERVER_PRIVATE_KEY)
+    else:
+        params[DriverParams.CLIENT_CERT.value] = os.path.join(startup, net_utils.SSL_CLIENT_CERT)
+        params[DriverParams.CLIENT_KEY.value] = os.path.join(startup, net_utils.SSL_CLIENT_PRIVATE_KEY)
+    return net_utils.get_ssl_context(params, server)
+
+
+def kit_connection_security(startup: str):
+    """``connection_security`` of the kit's listener (server) or connection (admin), if set."""
+    server, admin = os.path.join(startup, "fed_server.json"), os.path.join(startup, "fed_admin.json")
+    if os.path.exists(server):
+        section = json.load(open(server))["servers"][0]
+    else:
+        section = json.load(open(admin))["admin"]
+    security = section.get("connection_security")
+    if security == "clear":
+        raise SystemExit(f"{startup}: the POC connection is not TLS (connection_security clear): no TLS ceiling")
+    return security
+
+
+def child_tls_serve(src: str, startup: str):
+    """A one-response HTTPS server: blocking ``ssl`` socket, 1 MiB ``pread`` + ``sendall``."""
+    ctx = tls_context(startup, server=True)
+    size = os.path.getsize(src)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        print(listener.getsockname()[1], flush=True)
+        raw, _ = listener.accept()
+        cpu_started = time.process_time()
+        with ctx.wrap_socket(raw, server_side=True) as conn, open(src, "rb", buffering=0) as f:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    raise SystemExit("the client closed before its request")
+                request += chunk
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                + f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode()
+            )
+            buf = memoryview(bytearray(MIB))
+            offset = 0
+            while offset < size:
+                n = os.preadv(f.fileno(), [buf], offset)
+                if not n:
+                    raise SystemExit(f"{src} got shorter at {offset}")
+                conn.sendall(buf[:n])
+                offset += n
+            version, cipher = conn.version(), conn.cipher()[0]
+    print(json.dumps({"cpu": time.process_time() - cpu_started, "tls": f"{version} {cipher}"}), flush=True)
+
+
+def child_tls(src: str, server_startup: str, admin_startup: str, dest: str, expected_sha: str):
+    """The client of the ceiling: reads, hashes, writes a temp file, renames it after the check."""
+    import hashlib
+    import queue
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--child", "tls-serve", src, server_startup], stdout=subprocess.PIPE, text=True
+    )
+    port = int(server.stdout.readline())
+    ctx = tls_context(admin_startup, server=False)
+    size = os.path.getsize(src)
+    final = os.path.join(dest, "tls.bin")
+    with PeakRss(os.getpid()) as rss:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        raw = socket.create_connection(("127.0.0.1", port))
+        with ctx.wrap_socket(raw, server_hostname="localhost") as conn:
+            conn.sendall(b"GET /component HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise SystemExit("the server closed before its headers")
+                head += chunk
+            head, body = head.split(b"\r\n\r\n", 1)
+            lines = head.split(b"\r\n")
+            length = [x.split(b":", 1)[1].strip() for x in lines if x.lower().startswith(b"content-length:")]
+            if not head.startswith(b"HTTP/1.1 200") or length != [str(size).encode()]:
+                raise SystemExit(f"unexpected response: {head!r}")
+            free, full = queue.Queue(), queue.Queue()
+            for _ in range(4):  # as the fork's reader: 4 reused 1 MiB buffers
+                free.put(memoryview(bytearray(MIB)))
+
+            def read_all():
+                got = len(body)
+                while got < size:
+                    buf = free.get()
+                    want, n = min(MIB, size - got), 0
+                    while n < want:
+                        r = conn.recv_into(buf[n:want])
+                        if not r:
+                            full.put(EOFError(f"the response ended after {got + n} of {size} bytes"))
+                            return
+                        n += r
+                    full.put((buf, n))
+                    got += n
+                full.put(None)
+
+            reader = threading.Thread(target=read_all, daemon=True)
+            reader.start()
+            fd, tmp = tempfile.mkstemp(prefix="tls.bin.part-", dir=dest)
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                f.write(body)
+                digest.update(body)
+                while True:
+                    item = full.get()
+                    if item is None:
+                        break
+                    if isinstance(item, Exception):
+                        raise SystemExit(str(item))
+                    buf, n = item
+                    f.write(buf[:n])
+                    digest.update(buf[:n])
+                    free.put(buf)
+            reader.join()
+        if digest.hexdigest() != expected_sha:
+            os.unlink(tmp)
+            raise SystemExit(f"sha256 {digest.hexdigest()} is not the stored {expected_sha}")
+        os.rename(tmp, final)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    served = json.loads(server.stdout.readline())
+    server.wait()
+    os.unlink(final)
+    result = {"seconds": seconds, "cpu": cpu, "rss_base": rss.base, "rss_peak": rss.peak}
+    print(json.dumps({**result, "peer_cpu": served["cpu"], "tls": served["tls"]}))
 
 
 # -- the parent -----------------------------------------------------------------------------
@@ -183,27 +369,40 @@ def write_model(path: Path, size: int):
             left -= MIB
 
 
-def prepare_job(system: FlareSystem, root: Path, size: int) -> str:
+def prepare_job(system: FlareSystem, root: Path, size: int, model: Path = None, workspace_zip: bool = True) -> tuple:
+    """(job id, sha256) of a finished job whose store holds a MODEL_bench of ``size`` bytes.
+
+    ``model``: an existing file to move into the store (--scale-gb: one file, hard-linked
+    into both systems' stores, so N GB are on disk once).
+    """
     job_id, meta = system.submit_and_wait(write_numpy_job(root / f"job_{size}", n_clients=1))
     if meta.get("status") != "FINISHED:COMPLETED":
         raise RuntimeError(f"bench job {job_id} ended {meta.get('status')}\n{system.tail_console()}")
-    model = root / "model.bin"
-    write_model(model, size)
-    JobStore(system.jobs_storage).put(job_id, COMPONENT, str(model))
-    # download_job moves the workspace: make it a zip holding the same model.
-    with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace", "w", zipfile.ZIP_STORED) as z:
-        z.write(model, "app_server/FL_global_model.pt")
-    model.unlink()
-    return job_id
+    if model is None:
+        model = root / "model.bin"
+        write_model(model, size)
+    if workspace_zip:
+        # download_job moves the workspace: make it a zip holding the same model.
+        with zipfile.ZipFile(system.job_store_dir(job_id) / "workspace", "w", zipfile.ZIP_STORED) as z:
+            z.write(model, "app_server/FL_global_model.pt")
+    record = JobStore(system.jobs_storage).put(job_id, COMPONENT, str(model), file_name="bench", move=True)
+    return job_id, record["sha256"]
 
 
-def measure(system: FlareSystem, path: str, job_id: str, dest: Path) -> dict:
-    if path == CEILING:
-        args = ["--child", "socket", str(system.job_store_dir(job_id) / COMPONENT), str(dest)]
+def measure(system: FlareSystem, path: str, job_id: str, dest: Path, sha: str) -> dict:
+    component = str(system.job_store_dir(job_id) / COMPONENT)
+    if path == "socket":
+        args = ["--child", "socket", component, str(dest)]
+    elif path == "tls":
+        admin_startup = str(system.kit() / "startup")
+        args = ["--child", "tls", component, str(system.server_dir / "startup"), admin_startup, str(dest), sha]
     else:
         args = ["--child", path, str(system.kit()), job_id, str(dest)]
+        if path == "download_job_component":
+            args.append(sha)
+    os.sync()  # untimed: the previous row's written pages do not slow this one's writes
     server = PeakRss(server_parent(system).pid)
-    transfer = system.server_dir / "transfer"
+    transfer = system.server_transfer_dir
     staged = 0
     server_cpu = sum(server.proc.cpu_times()[:2])
     with server:
@@ -217,6 +416,8 @@ def measure(system: FlareSystem, path: str, job_id: str, dest: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{path} failed ({proc.returncode}): {out}")
     result = json.loads(out.strip().splitlines()[-1])
+    # The TLS ceiling's server is its own process: its CPU, not the idle FLARE server's.
+    server_cpu = result.pop("peer_cpu", server_cpu)
     result.update(server_rss_base=server.base, server_rss_peak=server.peak, staged=staged, server_cpu=server_cpu)
     return result
 
@@ -237,25 +438,64 @@ def summarize(size: int, runs: dict) -> dict:
             "admin_cpu_s": statistics.median(r["cpu"] for r in results),
             "server_cpu_s": statistics.median(r["server_cpu"] for r in results),
         }
+        if "tls" in results[0]:
+            rows[path]["tls"] = results[0]["tls"]
     for row in rows.values():
-        row["x_upstream"] = row["mb_per_s"] / rows[UPSTREAM]["mb_per_s"]
+        row["x_upstream"] = row["mb_per_s"] / rows[UPSTREAM]["mb_per_s"] if UPSTREAM in rows else None
         row["x_socket"] = row["mb_per_s"] / rows[CEILING]["mb_per_s"]
+        row["x_tls"] = row["mb_per_s"] / rows[TLS_CEILING]["mb_per_s"]
     return rows
 
 
+def _ratio(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def print_table(size: int, rows: dict, runs: int):
-    print(f"\n{size / MB:.0f} MB component, median of {runs} runs")
+    print(f"\n{size / MB:.0f} MB component, median of {runs} run{'s' if runs > 1 else ''}")
     head = (
-        f"{'path':<36}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}"
+        f"{'path':<36}{'s':>8}{'MB/s':>8}{'x upstr':>9}{'x sock':>8}{'x tls':>7}"
         f"{'admin RSS +MiB':>16}{'server RSS +MiB':>17}{'staged B':>10}{'admin CPU s':>13}{'server CPU s':>14}"
     )
     print(head)
     print("-" * len(head))
     for path, r in rows.items():
         print(
-            f"{path:<36}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{r['x_upstream']:>9.2f}{r['x_socket']:>8.2f}"
-            f"{r['admin_rss_growth_mib']:>16.1f}{r['server_rss_growth_mib']:>17.1f}{r['staged_bytes']:>10}"
-            f"{r['admin_cpu_s']:>13.2f}{r['server_cpu_s']:>14.2f}"
+            f"{path:<36}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{_ratio(r['x_upstream']):>9}{r['x_socket']:>8.2f}"
+            f"{r['x_tls']:>7.2f}{r['admin_rss_growth_mib']:>16.1f}{r['server_rss_growth_mib']:>17.1f}"
+            f"{r['staged_bytes']:>10}{r['admin_cpu_s']:>13.2f}{r['server_cpu_s']:>14.2f}"
+        )
+    fraction = rows[DIRECT]["x_tls"]
+    print(
+        f"\n>>> {DIRECT} / {TLS_CEILING} = {fraction:.2f} (goal >= {GOAL}: {'met' if fraction >= GOAL else 'NOT met'})"
+        f"  [{size / MB:.0f} MB; ceiling {rows[TLS_CEILING]['mb_per_s']:.0f} MB/s, {rows[TLS_CEILING].get('tls', '')}]"
+    )
+
+
+def scale_verdict(reference: dict, big: dict) -> dict:
+    """Flat memory and nothing staged at N GB, judged against the 500 MB run of the same invocation."""
+    verdict = {}
+    for path in (DIRECT, "download_job_component (ranges)"):
+        ref, row = reference[path], big[path]
+        checks = {
+            "admin_rss_flat": row["admin_rss_growth_mib"] <= ref["admin_rss_growth_mib"] + FLAT_SLACK_MIB,
+            "server_rss_flat": row["server_rss_growth_mib"] <= ref["server_rss_growth_mib"] + FLAT_SLACK_MIB,
+            "nothing_staged": row["staged_bytes"] == 0,
+            "sha256_verified": True,  # a mismatch fails the child, and the bench with it
+        }
+        verdict[path] = checks
+    return verdict
+
+
+def print_scale(size: int, reference: dict, big: dict, verdict: dict):
+    print(f"\nScale: {size / MB:.0f} MB against the 500 MB reference (RSS bound: 500 MB growth + {FLAT_SLACK_MIB} MiB)")
+    for path, checks in verdict.items():
+        ref, row = reference[path], big[path]
+        print(
+            f"{path:<36}{row['seconds']:>8.1f} s{row['mb_per_s']:>6.0f} MB/s  "
+            f"admin RSS +{row['admin_rss_growth_mib']:.1f} MiB (500 MB: +{ref['admin_rss_growth_mib']:.1f})  "
+            f"server RSS +{row['server_rss_growth_mib']:.1f} MiB (500 MB: +{ref['server_rss_growth_mib']:.1f})  "
+            f"staged {row['staged_bytes']} B  sha256 verified  -> {'OK' if all(checks.values()) else 'FAILED'}"
         )
 
 
@@ -282,9 +522,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 MB only")
     parser.add_argument("--sizes-mb", type=int, nargs="+", help="component sizes in MB (default 100 500 2000)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, help="runs per path and size (default 3; 1 with --scale-gb)")
+    parser.add_argument(
+        "--scale-gb",
+        type=float,
+        help="scale mode: download_job_component (direct, ranges) and the ceilings only, on a 500 MB reference and "
+        "on one component of this many GB (10^9 bytes); needs ~2x that free in the temp folder",
+    )
     args = parser.parse_args()
-    sizes = [s * MB for s in (args.sizes_mb or ([100] if args.quick else [100, 500, 2000]))]
+    scale = args.scale_gb is not None
+    runs_per = args.runs or (1 if scale else 3)
+    if scale:
+        sizes = [500 * MB, int(args.scale_gb * 1000) * MB]
+        paths = {label: PATHS[label] for label in SCALE_PATHS}
+    else:
+        sizes = [s * MB for s in (args.sizes_mb or ([100] if args.quick else [100, 500, 2000]))]
+        paths = PATHS
 
     import nvflare
 
@@ -292,7 +545,7 @@ def main():
         "command": " ".join([os.path.relpath(sys.executable, REPO), *sys.argv]),
         "machine": machine(),
         "nvflare": nvflare.__version__,
-        "runs": args.runs,
+        "runs": runs_per,
         "sizes": {},
     }
     started = time.time()
@@ -305,24 +558,47 @@ def main():
                 if name == "off":
                     system.set_server_settings(admin_download_direct=False)
                 system.start()
+            summaries = {}
             for size in sizes:
-                jobs = {name: prepare_job(system, root / name, size) for name, system in systems.items()}
+                jobs = {}
+                if scale:  # one file on disk, hard-linked into both stores; no workspace zip
+                    model = root / "scale_model.bin"
+                    write_model(model, size)
+                    os.link(model, root / "scale_model_off.bin")
+                    jobs["direct"] = prepare_job(systems["direct"], root / "direct", size, model, workspace_zip=False)
+                    jobs["off"] = prepare_job(
+                        systems["off"], root / "off", size, root / "scale_model_off.bin", workspace_zip=False
+                    )
+                else:
+                    jobs = {name: prepare_job(system, root / name, size) for name, system in systems.items()}
                 dest = root / "dest"
                 dest.mkdir(exist_ok=True)
-                runs = {p: [] for p in PATHS}
-                for _ in range(args.runs):
-                    for label, (name, kind) in PATHS.items():  # interleaved: background load hits all alike
-                        runs[label].append(measure(systems[name], kind, jobs[name], dest))
+                runs = {p: [] for p in paths}
+                for _ in range(runs_per):
+                    for label, (name, kind) in paths.items():  # interleaved: background load hits all alike
+                        job_id, sha = jobs[name]
+                        runs[label].append(measure(systems[name], kind, job_id, dest, sha))
                 rows = summarize(size, runs)
-                print_table(size, rows, args.runs)
+                print_table(size, rows, runs_per)
+                summaries[size] = rows
                 result["sizes"][str(size)] = {"job_ids": jobs, "summary": rows, "runs": runs}
                 for name, system in systems.items():
-                    shutil.rmtree(system.job_store_dir(jobs[name]), ignore_errors=True)  # free the disk
+                    shutil.rmtree(system.job_store_dir(jobs[name][0]), ignore_errors=True)  # free the disk
+            print(f"\n{DIRECT} / {TLS_CEILING} (goal >= {GOAL}):")
+            for size, rows in summaries.items():
+                fraction = rows[DIRECT]["x_tls"]
+                print(f"  {size / MB:>6.0f} MB  {fraction:.2f}  {'met' if fraction >= GOAL else 'NOT met'}")
+            result["tls_ceiling_fraction"] = {str(size): rows[DIRECT]["x_tls"] for size, rows in summaries.items()}
+            if scale:
+                verdict = scale_verdict(summaries[sizes[0]], summaries[sizes[1]])
+                print_scale(sizes[1], summaries[sizes[0]], summaries[sizes[1]], verdict)
+                result["scale"] = {"size": sizes[1], "reference_size": sizes[0], "verdict": verdict}
         finally:
             for system in systems.values():
                 system.stop()
     result["elapsed_s"] = time.time() - started
-    out = REPO / "bench" / "results" / f"download_bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
+    tag = "download_bench_scale" if scale else "download_bench"
+    out = REPO / "bench" / "results" / f"{tag}_{time.strftime('%Y%m%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"\nJSON: {out}")
@@ -335,6 +611,10 @@ if __name__ == "__main__":
             child_socket(*rest)
         elif kind == "socket-send":
             child_socket_send(*rest)
+        elif kind == "tls":
+            child_tls(*rest)
+        elif kind == "tls-serve":
+            child_tls_serve(*rest)
         else:
             child_flare(kind, *rest)
     else:

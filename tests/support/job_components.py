@@ -142,11 +142,14 @@ class JobStore:
         """A bare job object (data + meta) laid out as the job manager does, for store-only tests."""
         self.store.create_object(self.manager.job_uri(job_id), data, meta or {"job_id": job_id}, False)
 
-    def put(self, job_id: str, component: str, data, record: bool = True, file_name=None, model_format=None) -> dict:
+    def put(
+        self, job_id: str, component: str, data, record: bool = True, file_name=None, model_format=None, move=False
+    ) -> dict:
         """Store ``data`` (bytes or a file path, copied) as ``component``; return its record.
 
         With record=False the component is stored like a client log (no record), so the
-        server measures sha256/size when a download starts.
+        server measures sha256/size when a download starts. move=True moves the file at
+        ``data`` into the store instead of copying it (multi-GB files in benchmarks).
         """
         import os
         import shutil
@@ -159,6 +162,8 @@ class JobStore:
             src = os.path.join(tmp, file_name or name)
             if isinstance(data, (bytes, bytearray)):
                 Path(src).write_bytes(data)
+            elif move:
+                os.rename(data, src)  # same file system (the bench's temp folder)
             else:
                 shutil.copyfile(data, src)  # set_client_data moves a path: give it a copy
             rec = make_record(src, file_name=file_name, model_format=model_format)

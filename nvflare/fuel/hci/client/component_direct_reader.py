@@ -20,7 +20,11 @@ tcp) the route is simply not tried.
 
 One thread reads the response into a few reused buffers (the TLS read releases the GIL)
 while the caller's sink writes and hashes the previous buffer, so decrypting, hashing and
-writing overlap on two cores and memory stays at ``buffers x block``. Whatever stops the
+writing overlap on two cores and memory stays at ``buffers x block``. The body is read
+with the TLS socket's own ``recv_into`` once http.client's header buffer is drained:
+``HTTPResponse.readinto`` adds three Python layers per TLS record (at most 16 KiB), which
+cost about a fifth of the reader's CPU on a 2-core host (bench/download_bench.py's
+verified TLS ceiling reads the same way). Whatever stops the
 response early - a refusal, a proxy that passes only websockets, a cut connection - is a
 DirectUnavailable; the caller then continues by ranges from the bytes already delivered,
 so nothing is fetched twice and the ranges report the real cause if there is one.
@@ -64,14 +68,41 @@ def direct_endpoint(cell) -> Optional[tuple]:
     return host, port, net_utils.get_ssl_context(params, False)
 
 
-def _fill(response, view: memoryview) -> int:
+def _fill(readinto, view: memoryview) -> int:
     got = 0
     while got < len(view):
-        n = response.readinto(view[got:])
+        n = readinto(view[got:])
         if not n:
             break
         got += n
     return got
+
+
+def _body_readinto(response, sock) -> Callable[[memoryview], int]:
+    """``readinto`` for the body: http.client's buffered bytes first, then the socket itself.
+
+    Only for a plain Content-Length body (checked by the caller); a chunked one keeps
+    http.client's reader.
+    """
+    if response.chunked or sock is None:
+        return response.readinto
+    fp = response.fp
+    pending = [None]  # bytes http.client read ahead with the headers, not yet delivered
+
+    def readinto(view: memoryview) -> int:
+        if pending[0] is None:
+            # peek() returns what the buffer holds (one raw read if it is empty); read()
+            # of exactly that much takes it from the buffer without touching the socket.
+            ahead = fp.peek()
+            pending[0] = memoryview(fp.read(len(ahead)) if ahead else b"")
+        if len(pending[0]):
+            n = min(len(view), len(pending[0]))
+            view[:n] = pending[0][:n]
+            pending[0] = pending[0][n:]
+            return n
+        return sock.recv_into(view)
+
+    return readinto
 
 
 def read_direct(
@@ -112,7 +143,7 @@ def read_direct(
         length = response.getheader("Content-Length")
         if length != str(size):
             raise DirectUnavailable(f"the server offers {length} bytes, expected {size}")
-        _pump(response, size, sink, abort_signal, block, buffers, threads)
+        _pump(_body_readinto(response, sock), size, sink, abort_signal, block, buffers, threads)
     finally:
         try:
             if sock is not None:
@@ -124,7 +155,7 @@ def read_direct(
             reader.join(timeout=5.0)
 
 
-def _pump(response, size, sink, abort_signal, block, buffers, threads: list):
+def _pump(readinto, size, sink, abort_signal, block, buffers, threads: list):
     free = queue.Queue()
     full = queue.Queue()
     for _ in range(buffers):
@@ -139,7 +170,7 @@ def _pump(response, size, sink, abort_signal, block, buffers, threads: list):
                 if buf is None:
                     return  # the consumer stopped
                 want = min(block, size - offset)
-                n = _fill(response, buf[:want])
+                n = _fill(readinto, buf[:want])
                 if n:
                     full.put((buf, n))
                     offset += n
