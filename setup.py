@@ -25,7 +25,9 @@ This file is the whole build. It is three things at once:
 
 Why repack the released wheel instead of building from source: the wheel is what users
 install, with its package data, file modes, entry points and metadata already final.
-Only the standard library is used, so the build runs inside pip's empty isolated env.
+Only the standard library is used, so the build runs inside pip's empty isolated env; the
+two overlay modules it shares with the installed fork (file_digest, wheel_record) are
+standard-library-only too and loaded by path (overlay_module).
 """
 
 import io
