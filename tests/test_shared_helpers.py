@@ -284,12 +284,10 @@ def test_a_patch_applies_to_the_build_tree_not_to_the_git_that_runs_us(fork_buil
     assert (tree / "hello.py").read_text() == "print('hello')\n", "the hazard the helper removes is real"
 
 
-def test_forktool_runs_git_in_its_own_tree(repo, outer_repo):
-    """forktool's git() (tree, export, check, rebase) uses the build's environment plus its identity."""
+def _load_forktool(repo):
     import importlib.util
     import sys
 
-    outer, tree = outer_repo
     spec = importlib.util.spec_from_file_location("forktool_under_test", repo / "tools" / "forktool.py")
     forktool = importlib.util.module_from_spec(spec)
     path, setup_module = list(sys.path), sys.modules.get("setup")
@@ -299,6 +297,13 @@ def test_forktool_runs_git_in_its_own_tree(repo, outer_repo):
         sys.path[:] = path
         if setup_module is None:
             sys.modules.pop("setup", None)
+    return forktool
+
+
+def test_forktool_runs_git_in_its_own_tree(repo, outer_repo):
+    """forktool's git() (tree, export, check, rebase) uses the build's environment plus its identity."""
+    outer, tree = outer_repo
+    forktool = _load_forktool(repo)
     forktool.git(tree, "init", "-q")
     (tree / "f.txt").write_text("x\n")
     forktool.git(tree, "add", "f.txt")
@@ -306,3 +311,20 @@ def test_forktool_runs_git_in_its_own_tree(repo, outer_repo):
     assert (tree / ".git").is_dir()
     assert forktool.git(tree, "log", "--format=%an <%ae>").strip() == "nvflare fork tool <forktool@localhost>"
     assert _git(outer, "rev-parse", "--verify", "-q", "HEAD").returncode != 0, "nothing was committed outside"
+
+
+def test_generated_regions_are_written_by_one_function(repo, tmp_path):
+    """forktool.write_region puts the patch table, the settings table and the drift and
+    parity reports into their docs; the text around the markers stays as it is."""
+    forktool = _load_forktool(repo)
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- b -->\nold\nrows\n<!-- e --> after\nend\n")
+    forktool.write_region(doc, "<!-- b -->", "<!-- e -->", "new\n")
+    assert doc.read_text() == "intro\n<!-- b -->\nnew\n<!-- e --> after\nend\n"
+    doc.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="^docs/x.md lacks the markers '<!-- b -->' ... '<!-- e -->'$"):
+        forktool.write_region(doc, "<!-- b -->", "<!-- e -->", "new\n", "docs/x.md")
+    assert doc.read_text() == "no markers\n", "nothing written"
+    for tool in ("settings_table.py", "upstream_drift.py", "upstream_parity.py"):
+        text = (repo / "tools" / tool).read_text()
+        assert "forktool.write_region(" in text and "lacks the markers" not in text, tool

@@ -349,6 +349,17 @@ def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
     return "\n".join(rows) + "\n"
 
 
+def write_region(path: Path, begin: str, end: str, body: str, name: str = None) -> None:
+    """Replace what stands between the markers ``begin`` and ``end`` in the doc ``path`` with
+    ``body``: how every generated table or report gets into its doc (the patch table, the
+    settings table, the drift and parity reports). Exits naming the doc if a marker is missing."""
+    text = path.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{name or path} lacks the markers {begin!r} ... {end!r}")
+    head, rest = text.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{body}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
 def readme_changes_section(text: str):
     if CHANGES_BEGIN not in text or CHANGES_END not in text:
         return None
@@ -360,12 +371,7 @@ def cmd_changes(args):
     if not args.write:
         print(table, end="")
         return 0
-    text = PATCHES_README.read_text(encoding="utf-8")
-    if CHANGES_BEGIN not in text or CHANGES_END not in text:
-        raise ToolError(f"patches/README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
-    head, rest = text.split(CHANGES_BEGIN, 1)
-    tail = rest.split(CHANGES_END, 1)[1]
-    PATCHES_README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
+    write_region(PATCHES_README, CHANGES_BEGIN, CHANGES_END, table, "patches/README.md")
     print("patches/README.md patch table updated")
     return 0
 
