@@ -25,12 +25,11 @@ This file is the whole build. It is three things at once:
 
 Why repack the released wheel instead of building from source: the wheel is what users
 install, with its package data, file modes, entry points and metadata already final.
-Only the standard library is used, so the build runs inside pip's empty isolated env.
+Only the standard library is used, so the build runs inside pip's empty isolated env; the
+two overlay modules it shares with the installed fork (file_digest, wheel_record) are
+standard-library-only too and loaded by path (overlay_module).
 """
 
-import base64
-import csv
-import hashlib
 import io
 import json
 import os
@@ -79,12 +78,34 @@ def fork_version(pin: dict) -> str:
     return f"{pin['version']}+{pin['local_label']}.{pin['fork_revision']}"
 
 
+def overlay_module(name: str):
+    """The overlay module ``nvflare.fuel.utils.<name>``, loaded from its file in this repo.
+
+    The build shares code with the installed fork (file_digest, wheel_record) but runs
+    before any nvflare exists (pip's isolated env), so such modules use the standard
+    library only and are loaded by path, never imported as ``nvflare.*``.
+    """
+    if name not in _OVERLAY_MODULES:
+        _OVERLAY_MODULES[name] = _load_file_module(
+            f"_nvflare_fork_build_{name}", OVERLAY_DIR / "fuel" / "utils" / f"{name}.py"
+        )
+    return _OVERLAY_MODULES[name]
+
+
+_OVERLAY_MODULES = {}
+
+
+def _load_file_module(module_name: str, path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return overlay_module("file_digest").sha256_and_size(path)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,12 +253,34 @@ def patch_targets(patch_file: Path) -> list:
     return targets
 
 
+# Variables by which a git that runs us (a hook, git rebase --exec) points git at its own
+# repository; a git started here must find the repository of the folder it runs in.
+_GIT_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+)
+
+
+def git_env(tree: Path, extra: dict = None) -> dict:
+    """The environment for a git command on the repository (or plain folder) ``tree``.
+
+    Without the outer git's location variables, and with the ceiling at ``tree``'s parent,
+    so neither an outer repository nor one enclosing ``tree`` is ever taken as the target.
+    ``extra`` is added last (identities, dates, a temporary index).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env["GIT_CEILING_DIRECTORIES"] = str(Path(tree).parent)
+    env.update(extra or {})
+    return env
+
+
 def apply_patch(tree: Path, patch_file: Path):
     """Apply one patch strictly: no fuzz, no whitespace fixing, all hunks or nothing."""
-    env = dict(os.environ)
-    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)  # never treat an enclosing repo as the target
-    for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        env.pop(key, None)
+    env = git_env(tree)
     if shutil.which("git"):
         cmd = ["git", "apply", "-p1", "--whitespace=nowarn", str(patch_file)]
     elif shutil.which("patch"):
@@ -272,10 +315,6 @@ def apply_series(tree: Path, patches_dir: Path = PATCHES_DIR, log=None) -> dict:
 # ---------------------------------------------------------------------------------------
 # The repack
 # ---------------------------------------------------------------------------------------
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def overlay_files(overlay_dir: Path = OVERLAY_DIR) -> list:
@@ -390,9 +429,8 @@ def build_wheel_file(out_dir, log=None, editable=False) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         wheel_name = f"{pin['project']}-{version}-py3-none-any.whl"
         part = out_dir / f".{wheel_name}.part"
-        record_rows = []
 
-        def add(zout, name, data, template=None, executable=False):
+        def entry(name, template=None, executable=False) -> zipfile.ZipInfo:
             if template is not None:
                 info = zipfile.ZipInfo(name, template.date_time)
                 info.external_attr = template.external_attr
@@ -402,31 +440,31 @@ def build_wheel_file(out_dir, log=None, editable=False) -> Path:
                 info.external_attr = (0o100755 if executable else 0o100644) << 16
                 info.create_system = 3
             info.compress_type = zipfile.ZIP_DEFLATED
-            zout.writestr(info, data, compresslevel=9)
-            record_rows.append((name, _record_hash(data), str(len(data))))
+            return info
 
         with zipfile.ZipFile(part, "w") as zout:
+            wheel = overlay_module("wheel_record").WheelWriter(zout)
+
+            def add(name, data, template=None, executable=False):
+                wheel.add(entry(name, template, executable), data, compresslevel=9)
+
             by_name = {i.filename: i for i in entries}
             for info in entries:
                 if info.filename.startswith(up_info + "/"):
                     continue
-                add(zout, info.filename, contents[info.filename], info)
+                add(info.filename, contents[info.filename], info)
             for name in [] if editable else overlay:
                 source = OVERLAY_DIR.parent / name
-                add(zout, name, source.read_bytes(), executable=os.access(source, os.X_OK))
+                add(name, source.read_bytes(), executable=os.access(source, os.X_OK))
             if editable:
                 for name, data in editable_files(version).items():
-                    add(zout, name, data)
+                    add(name, data)
             for info in entries:
                 if not info.filename.startswith(up_info + "/") or info.filename.endswith("/RECORD"):
                     continue
-                add(zout, new_info + info.filename[len(up_info) :], contents[info.filename], info)
-            add(zout, f"{new_info}/MODIFICATIONS", modifications)
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            writer.writerows(record_rows)
-            writer.writerow((f"{new_info}/RECORD", "", ""))
-            add(zout, f"{new_info}/RECORD", buf.getvalue().encode(), by_name[f"{up_info}/RECORD"])
+                add(new_info + info.filename[len(up_info) :], contents[info.filename], info)
+            add(f"{new_info}/MODIFICATIONS", modifications)
+            wheel.write_record(entry(f"{new_info}/RECORD", by_name[f"{up_info}/RECORD"]), compresslevel=9)
         final = out_dir / wheel_name
         os.replace(part, final)
     log(f"built {final} (sha256 {sha256_of(final)})")
@@ -480,12 +518,7 @@ EDITABLE_MODULE = "_nvflare_fork_editable"
 
 def _editable_finder():
     """tools/editable_finder.py as a module: the wheel's import hook, and its stamp function."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("editable_finder", ROOT / "tools" / "editable_finder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_file_module("editable_finder", ROOT / "tools" / "editable_finder.py")
 
 
 def patches_stamp() -> str:

@@ -33,7 +33,6 @@ and the build cannot disagree.
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -105,15 +104,13 @@ class ToolError(Exception):
     pass
 
 
+def git_env(tree: Path, env_extra=None) -> dict:
+    """setup.py's git environment for ``tree``, with the tool's identity."""
+    return build.git_env(tree, {**_GIT_IDENTITY, **(env_extra or {})})
+
+
 def git(tree: Path, *args, check=True, env_extra=None) -> str:
-    env = dict(os.environ)
-    env.update(_GIT_IDENTITY)
-    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    if env_extra:
-        env.update(env_extra)
-    proc = subprocess.run(["git", *args], cwd=tree, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["git", *args], cwd=tree, env=git_env(tree, env_extra), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise ToolError(f"git {' '.join(args)} failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
@@ -128,10 +125,8 @@ def munge_subject(subject: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> Path:
-    pin = build.load_pin()
-    wheel = build.locate_upstream_wheel(pin, log)
-    dest.mkdir(parents=True)
+def unpack_wheel(wheel: Path, dest: Path) -> None:
+    """Write the wheel's files under ``dest`` with their modes (what git records of them)."""
     with zipfile.ZipFile(wheel) as z:
         for info in z.infolist():
             if info.is_dir():
@@ -142,6 +137,13 @@ def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> P
             mode = (info.external_attr >> 16) & 0o777
             if mode:
                 target.chmod(mode)
+
+
+def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> Path:
+    pin = build.load_pin()
+    wheel = build.locate_upstream_wheel(pin, log)
+    dest.mkdir(parents=True)
+    unpack_wheel(wheel, dest)
     git(dest, "init", "-q", "-b", "fork")
     for key, value in (("commit.gpgsign", "false"), ("core.autocrlf", "false"), ("am.keepcr", "true")):
         git(dest, "config", key, value)
@@ -157,7 +159,7 @@ def make_tree(dest: Path, patches_dir: Path = build.PATCHES_DIR, log=print) -> P
         out = subprocess.run(
             ["git", "am", "--keep-non-patch", "--committer-date-is-author-date", "--whitespace=nowarn", str(patch)],
             cwd=dest,
-            env={**os.environ, **_GIT_IDENTITY, "GIT_CEILING_DIRECTORIES": str(dest.parent)},
+            env=git_env(dest),
             capture_output=True,
             text=True,
         )
@@ -347,6 +349,17 @@ def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
     return "\n".join(rows) + "\n"
 
 
+def write_region(path: Path, begin: str, end: str, body: str, name: str = None) -> None:
+    """Replace what stands between the markers ``begin`` and ``end`` in the doc ``path`` with
+    ``body``: how every generated table or report gets into its doc (the patch table, the
+    settings table, the drift and parity reports). Exits naming the doc if a marker is missing."""
+    text = path.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{name or path} lacks the markers {begin!r} ... {end!r}")
+    head, rest = text.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{body}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
 def readme_changes_section(text: str):
     if CHANGES_BEGIN not in text or CHANGES_END not in text:
         return None
@@ -358,12 +371,7 @@ def cmd_changes(args):
     if not args.write:
         print(table, end="")
         return 0
-    text = PATCHES_README.read_text(encoding="utf-8")
-    if CHANGES_BEGIN not in text or CHANGES_END not in text:
-        raise ToolError(f"patches/README.md lacks the markers {CHANGES_BEGIN!r} ... {CHANGES_END!r}")
-    head, rest = text.split(CHANGES_BEGIN, 1)
-    tail = rest.split(CHANGES_END, 1)[1]
-    PATCHES_README.write_text(f"{head}{CHANGES_BEGIN}\n{table}{CHANGES_END}{tail}", encoding="utf-8")
+    write_region(PATCHES_README, CHANGES_BEGIN, CHANGES_END, table, "patches/README.md")
     print("patches/README.md patch table updated")
     return 0
 
@@ -404,16 +412,7 @@ def commit_wheel(tree: Path, wheel: Path, parent: str, message: str) -> str:
     """A commit holding exactly the wheel's files, child of ``parent``."""
     with tempfile.TemporaryDirectory(prefix="forktool-wheel-") as tmp:
         files = Path(tmp) / "files"
-        with zipfile.ZipFile(wheel) as z:
-            for info in z.infolist():
-                if info.is_dir():
-                    continue
-                target = files / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(z.read(info))
-                mode = (info.external_attr >> 16) & 0o777
-                if mode:
-                    target.chmod(mode)
+        unpack_wheel(wheel, files)
         return commit_files(tree, files, parent, message)
 
 
@@ -450,14 +449,19 @@ def plan_rebase(tree: Path, onto: str) -> list:
                 name = munge_subject(git(tree, "log", "-1", "--format=%s", sha).strip())
                 patch = git(tree, *config, "format-patch", *_EXPORT_FLAGS, "-1", sha)
                 applies = subprocess.run(
-                    ["git", "apply", "--check", "-"], cwd=scratch, input=patch, capture_output=True, text=True
+                    ["git", "apply", "--check", "-"],
+                    cwd=scratch,
+                    input=patch,
+                    capture_output=True,
+                    text=True,
+                    env=git_env(scratch),
                 )
                 picked = subprocess.run(
                     ["git", "cherry-pick", "--allow-empty", "--keep-redundant-commits", sha],
                     cwd=scratch,
                     capture_output=True,
                     text=True,
-                    env={**os.environ, **_GIT_IDENTITY},
+                    env=git_env(scratch),
                 )
                 if picked.returncode == 0:
                     results.append((name, UNCHANGED if applies.returncode == 0 else MERGED, {}))

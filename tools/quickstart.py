@@ -22,7 +22,6 @@ The system is stopped on success, failure and Ctrl-C alike.
 """
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -38,6 +37,8 @@ sys.path.insert(0, str(ROOT / "examples" / "quickstart"))
 from admin_console import AdminConsole  # noqa: E402
 from flare_system import PROJECT_ADMIN, FlareSystem  # noqa: E402
 
+from nvflare.fuel.utils.file_digest import sha256_and_size  # noqa: E402
+
 STEPS = 8
 
 
@@ -49,14 +50,6 @@ def show(transcript: str, command: str):
     print(f"  > {command}")
     for line in transcript.splitlines():
         print(f"    {line}")
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def folder_bytes(path: Path) -> int:
@@ -124,7 +117,7 @@ def run(workdir: Path, keep: bool) -> int:
             size = model_path.stat().st_size
             print(f"  path:    {model_path}")
             print(f"  size:    {size:,} bytes")
-            print(f"  sha256:  {sha256_of(model_path)}")
+            print(f"  sha256:  {sha256_and_size(model_path)[0]}")
             weights = state.get("model", state)  # PTFileModelPersistor saves {"model": state_dict, ...}
             net = QuickstartNet()
             net.load_state_dict(weights)

@@ -206,11 +206,7 @@ def main(argv=None):
     text = report(args.upstream_repo, args.ref)
     print(text, end="")
     if args.write:
-        doc = DOC.read_text(encoding="utf-8")
-        if BEGIN not in doc or END not in doc:
-            raise SystemExit(f"{DOC} lacks the markers {BEGIN!r} ... {END!r}")
-        head, rest = doc.split(BEGIN, 1)
-        DOC.write_text(f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+        forktool.write_region(DOC, BEGIN, END, text)
     return 0
 
 

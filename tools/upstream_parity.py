@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import setup as build  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
+import forktool  # noqa: E402
 import upstream_drift  # noqa: E402
 
 WORK = ROOT / ".work" / "parity"
@@ -181,11 +182,7 @@ def report(commit: str, diff_files: int, upstream: dict, fork: dict) -> str:
 
 
 def write_doc(text: str):
-    doc = DOC.read_text(encoding="utf-8")
-    if DOC_BEGIN not in doc or DOC_END not in doc:
-        raise SystemExit(f"{DOC} lacks the markers {DOC_BEGIN!r} ... {DOC_END!r}")
-    head, rest = doc.split(DOC_BEGIN, 1)
-    DOC.write_text(f"{head}{DOC_BEGIN}\n{text}{DOC_END}{rest.split(DOC_END, 1)[1]}", encoding="utf-8")
+    forktool.write_region(DOC, DOC_BEGIN, DOC_END, text)
 
 
 def main(argv=None):

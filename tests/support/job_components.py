@@ -41,7 +41,7 @@ EXTRA_USERS = [
 
 
 def sha256(path) -> str:
-    from nvflare.apis.utils.component_records import sha256_and_size
+    from nvflare.fuel.utils.file_digest import sha256_and_size
 
     return sha256_and_size(str(path))[0]
 

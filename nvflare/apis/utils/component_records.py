@@ -20,9 +20,10 @@ Records live in the job's meta under one key, so they survive restarts with the 
 vanish with it when the job is deleted.
 """
 
-import hashlib
 import os
 from typing import Optional
+
+from nvflare.fuel.utils.file_digest import sha256_and_size
 
 # Job meta key holding {component name: record}.
 COMPONENT_RECORDS_KEY = "component_records"
@@ -31,22 +32,6 @@ SHA256 = "sha256"
 SIZE = "size"
 FILE_NAME = "file_name"
 FORMAT = "format"
-
-_BLOCK = 1 << 20
-
-
-def sha256_and_size(path: str) -> tuple:
-    """(hex sha256, size in bytes) of a file, read in 1 MiB blocks (constant memory)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(_BLOCK)
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def make_record(path: str, file_name: Optional[str] = None, model_format: Optional[str] = None, **extra) -> dict:

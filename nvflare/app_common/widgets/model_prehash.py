@@ -44,7 +44,6 @@ Nothing here may fail or slow the job: the job's threads only queue paths, the t
 a daemon, and every error is logged, never raised.
 """
 
-import hashlib
 import os
 import threading
 import time
@@ -54,8 +53,8 @@ from typing import Iterable, Optional
 
 from nvflare.app_common.widgets.model_publish_defs import file_identity
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, open_in_run_folder
+from nvflare.fuel.utils.file_digest import Sha256Counter, pread_blocks
 
-_BLOCK = 1 << 20
 _MAX_RETRIES = 3  # hash a file that keeps changing at most this many extra times per offer
 _DEFAULT_RATE = 100e6  # bytes/s assumed before anything has been hashed
 
@@ -191,19 +190,18 @@ class ModelPreHasher:
         if cached and cached.identity == before:
             return False
         start = time.monotonic()
-        digest, size = hashlib.sha256(), 0
+        counter = Sha256Counter()
         with self._cond:
             self._current = (before[2], 0)
-        while True:
+        for block in pread_blocks(opened.fd):
             if self._stopped:
                 return False
-            block = opened.pread(_BLOCK, size)
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
+            counter.update(block)
             with self._cond:
-                self._current = (before[2], size)
+                self._current = (before[2], counter.size)
+        if self._stopped:
+            return False
+        digest, size = counter.hexdigest(), counter.size
         opened_after = tuple(opened.identity())
         try:
             after = tuple(file_identity(path))  # the path still names the file that was hashed
@@ -213,8 +211,8 @@ class ModelPreHasher:
         if not (before == opened_after == after and size == before[2]):
             return True
         with self._cond:
-            self._cache[path] = PreHash(before, digest.hexdigest(), size)
+            self._cache[path] = PreHash(before, digest, size)
             self._hashed_bytes += size
             self._hashed_seconds += elapsed
-        self.logger.info(f"Pre-hashed {path} ({size} bytes, sha256 {digest.hexdigest()[:12]}) in {elapsed:.2f}s")
+        self.logger.info(f"Pre-hashed {path} ({size} bytes, sha256 {digest[:12]}) in {elapsed:.2f}s")
         return False

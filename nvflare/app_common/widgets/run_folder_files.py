@@ -38,11 +38,12 @@ import os
 import shutil
 import stat
 
+from nvflare.fuel.utils.file_digest import fd_sha256_and_size, pread_blocks
+
 RULE = "only a regular file inside the job's own run folder may be published"
 
 _PROC_FD = "/proc/self/fd"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
-_COPY_BLOCK = 1 << 20
 
 
 class RefusedFile(Exception):
@@ -107,29 +108,16 @@ class RunFolderFile:
         return os.pread(self.fd, size, offset)
 
     def sha256_and_size(self):
-        import hashlib
-
-        digest, offset = hashlib.sha256(), 0
-        while True:
-            block = os.pread(self.fd, _COPY_BLOCK, offset)
-            if not block:
-                return digest.hexdigest(), offset
-            digest.update(block)
-            offset += len(block)
+        return fd_sha256_and_size(self.fd)
 
     def copy_to(self, dest: str) -> None:
         """Write the opened file's bytes to a new file ``dest`` (created exclusively)."""
         out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
-            offset = 0
-            while True:
-                block = os.pread(self.fd, _COPY_BLOCK, offset)
-                if not block:
-                    break
+            for block in pread_blocks(self.fd):
                 view = memoryview(block)
                 while view:
                     view = view[os.write(out, view) :]
-                offset += len(block)
         finally:
             os.close(out)
 

@@ -24,7 +24,6 @@ read by name only, into a file the caller names, counting the bytes as they come
 bytes than declared, or fewer, or a bad CRC refuses it and the partial file is removed.
 """
 
-import hashlib
 import os
 import posixpath
 import re
@@ -32,6 +31,8 @@ import stat
 import zipfile
 from dataclasses import dataclass
 from typing import Dict, Optional
+
+from nvflare.fuel.utils.file_digest import Sha256Counter
 
 _BLOCK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -189,19 +190,17 @@ class SafeZip:
 
     def extract_to(self, name: str, dest: str) -> tuple:
         """Write member ``name`` to the new file ``dest``; (sha256, size). ``dest`` must not exist."""
-        digest = hashlib.sha256()
-        size = 0
+        counter = Sha256Counter()
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:
                 for block in self._blocks(name):
                     out.write(block)
-                    digest.update(block)
-                    size += len(block)
+                    counter.update(block)
                 out.flush()
                 os.fsync(out.fileno())
         except BaseException:
             if os.path.exists(dest):
                 os.remove(dest)
             raise
-        return digest.hexdigest(), size
+        return counter.result()

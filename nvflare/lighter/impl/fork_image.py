@@ -21,16 +21,14 @@ runs (rebuilt from the installed files, each checked against RECORD) and the gen
 scripts install and pin that wheel instead.
 """
 
-import base64
-import csv
-import hashlib
 import importlib.metadata
-import io
 import os
 import re
 import shutil
 import zipfile
 from pathlib import Path
+
+from nvflare.fuel.utils.wheel_record import WheelWriter, record_hash
 
 UPSTREAM_INSTALL_LINE = "RUN pip install nvflare\n"
 CONSTRAINTS_FILE = "/etc/nvflare-constraints.txt"
@@ -39,10 +37,6 @@ INSTALL_SCRIPT = Path(__file__).with_name("install_nvflare_fork.sh")
 # Installer bookkeeping that is not part of a wheel.
 _NOT_IN_WHEEL = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def write_installed_wheel(dest_dir, dist_name: str = "nvflare") -> Path:
@@ -66,8 +60,8 @@ def write_installed_wheel(dest_dir, dist_name: str = "nvflare") -> Path:
 
 
 def _write_wheel(dist, info_dir: str, version: str, path: Path):
-    rows = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        wheel = WheelWriter(z)
         for f in sorted(dist.files, key=str):
             name = str(f).replace(os.sep, "/")
             if name.startswith("..") or f.hash is None:
@@ -75,17 +69,12 @@ def _write_wheel(dist, info_dir: str, version: str, path: Path):
             if name.startswith(info_dir + "/") and name.split("/")[-1] in _NOT_IN_WHEEL:
                 continue
             data = Path(f.locate()).read_bytes()
-            if f.hash.value != _record_hash(data).split("=", 1)[1]:
+            if f"{f.hash.mode}={f.hash.value}" != record_hash(data):
                 raise RuntimeError(f"installed {name} does not match its RECORD: reinstall nvflare {version}")
             info = zipfile.ZipInfo(name, _FIXED_TIME)
             info.external_attr = (0o100755 if os.access(f.locate(), os.X_OK) else 0o100644) << 16
-            z.writestr(info, data)
-            rows.append((name, _record_hash(data), str(len(data))))
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerows(rows)
-        writer.writerow((f"{info_dir}/RECORD", "", ""))
-        z.writestr(zipfile.ZipInfo(f"{info_dir}/RECORD", _FIXED_TIME), buf.getvalue())
+            wheel.add(info, data)
+        wheel.write_record(zipfile.ZipInfo(f"{info_dir}/RECORD", _FIXED_TIME))
 
 
 def fork_install_lines(wheel_name: str) -> str:

@@ -93,8 +93,8 @@ def server_identity(ca: str, given: str = None) -> str:
 
 def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA, server: str = None) -> dict:
     """The statement of a verified model file; ProvenanceRefused (check failed) or _Usage (unreadable)."""
-    from nvflare.apis.utils.component_records import sha256_and_size
     from nvflare.apis.utils.model_provenance import verify_provenance
+    from nvflare.fuel.utils.file_digest import sha256_and_size
 
     provenance_path = provenance_path or file + ".provenance.json"
     if not os.path.isfile(file):

@@ -32,7 +32,6 @@ transfer itself:
 * never unzipped, whatever the name ends with.
 """
 
-import hashlib
 import os
 import tempfile
 import time
@@ -61,6 +60,7 @@ from nvflare.fuel.hci.cmd_arg_utils import join_args
 from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
 from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, MAX_LENGTH, RANGE_TRANSFER, TRANSFER_ID, TRANSFER_SIZE
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta
+from nvflare.fuel.utils.file_digest import Sha256Counter
 
 PROGRESS_EVENT = "download_component_progress"
 PROGRESS_INTERVAL = 1.0  # seconds between progress lines; shorter downloads print none
@@ -88,20 +88,22 @@ class _VerifyingWriter:
         self.file = f
         self.expected_size = expected_size
         self.report = report
-        self.digest = hashlib.sha256()
-        self.size = 0
+        self.received = Sha256Counter()
         self.started = time.time()
         self.last_report = self.started
         self.direct_problem = None  # why the direct response did not deliver everything
 
     def __call__(self, data: bytes):
         self.file.write(data)
-        self.digest.update(data)
-        self.size += len(data)
+        self.received.update(data)
         now = time.time()
         if now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
             self.report(self.progress_text(now))
+
+    @property
+    def size(self) -> int:
+        return self.received.size
 
     def progress_text(self, now: float) -> str:
         pct = f" ({100 * self.size // self.expected_size}%)" if self.expected_size else ""
@@ -225,7 +227,7 @@ class ComponentPuller:
                 )
             status = "ok"
             elapsed = time.time() - writer.started
-            sha = writer.digest.hexdigest()
+            sha = writer.received.hexdigest()
             if sha != expected_sha:
                 return _error(
                     f"download of {component} failed verification: received {writer.size} bytes with sha256 "

@@ -82,9 +82,9 @@ def _admit_download(conn: Connection) -> bool:
     session_mgr = getattr(admin, "sess_mgr", None)
     if entry is None or session_mgr is None or entry.name not in download_admission.DOWNLOAD_COMMANDS:
         return True
-    from nvflare.fuel.hci.server.download_settings import admin_download_timeout
+    from nvflare.fuel.hci.server.download_settings import admin_download_idle_timeout
 
-    idle = admin_download_timeout(max(admin.timeout, session_mgr.idle_timeout + session_mgr.monitor_interval))
+    idle = admin_download_idle_timeout(admin)
     refusal = download_admission.admit(conn, entry.name, conn.get_prop(ConnProps.SESSION), session_mgr, idle)
     if refusal:
         conn.append_error(refusal, meta=make_meta(MetaStatusValue.ERROR, refusal))

@@ -84,6 +84,23 @@ def admin_download_timeout(default: float) -> float:
     return value
 
 
+def upstream_download_timeout(admin) -> float:
+    """Upstream 2.9.0's inactivity timeout of an admin download, for the admin server ``admin``.
+
+    Upstream computes it inline in BinaryTransfer.download_folder (no function to call):
+    keep the source reference through the owning session's next expiry sweep. The fork's
+    own downloads use the same value; tests/test_upstream_shapes.py runs upstream's
+    download_folder and fails if its value and this one part.
+    """
+    sessions = admin.sess_mgr
+    return max(admin.timeout, sessions.idle_timeout + sessions.monitor_interval)
+
+
+def admin_download_idle_timeout(admin) -> float:
+    """The inactivity timeout of an admin download: admin_download_timeout, else upstream's."""
+    return admin_download_timeout(upstream_download_timeout(admin))
+
+
 def admin_download_chunk_size() -> int:
     """Bytes per chunk the server sends to an admin client."""
     value, where = _lookup(ADMIN_DOWNLOAD_CHUNK_SIZE, ConfigService.get_int_var)

@@ -66,6 +66,7 @@ from nvflare.fuel.hci.server.download_settings import (
     ADMIN_DOWNLOAD_SESSION_LIMIT,
     check_download_settings,
     download_limits,
+    upstream_download_timeout,
 )
 from nvflare.fuel.hci.server.session_certs import session_fingerprint
 from nvflare.fuel.utils.log_utils import get_obj_logger
@@ -338,9 +339,7 @@ class AdminDownload:
         self.session = conn.get_prop(ConnProps.SESSION)
         self.session_mgr = admin.sess_mgr
         # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
-        self.idle_timeout, _, direct = check_download_settings(
-            max(admin.timeout, self.session_mgr.idle_timeout + self.session_mgr.monitor_interval)
-        )
+        self.idle_timeout, _, direct = check_download_settings(upstream_download_timeout(admin))
         direct_download_route.set_response_timeout(download_limits().response_timeout)
         # Direct responses go only to the certificate this session logged in with; a session
         # recreated from a token (server restart) has none on record and uses the ranges.

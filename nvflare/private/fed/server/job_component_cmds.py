@@ -43,7 +43,7 @@ from nvflare.apis.fl_constant import AdminCommandNames
 from nvflare.apis.job_def_manager_spec import JobDefManagerSpec
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
-from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record, sha256_and_size
+from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record
 from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.component_info_table import add_info_table, info_row
@@ -54,6 +54,7 @@ from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
 from nvflare.fuel.hci.server.download_settings import check_download_settings, download_limits
+from nvflare.fuel.utils.file_digest import sha256_and_size
 from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
@@ -186,7 +187,7 @@ class JobComponentCommandModule(JobCommandModule):
             except Exception as e:
                 secure_log_traceback()
                 self.logger.error(f"exception downloading {component} of job {job_id}: {secure_format_exception(e)}")
-                self._clean_up_download(conn, tx_id)
+                self._remove_tx_folder(conn, tx_id)
                 conn.append_error("internal error", meta=make_meta(MetaStatusValue.INTERNAL_ERROR))
 
     @staticmethod
@@ -214,11 +215,19 @@ class JobComponentCommandModule(JobCommandModule):
                     record = get_record(job.meta if job else None, name)
                     rows.append(info_row(name, component_kind(name), size, record))
         finally:
-            self._clean_up_download(conn, scratch)
+            self._remove_tx_folder(conn, scratch)
         add_info_table(conn, rows)
         if not rows:
             conn.append_string(f"job {job_id} has no components to download")
         conn.append_success("", meta=make_meta(MetaStatusValue.OK, extra={COMPONENT_INFO: rows}))
+
+    def _remove_tx_folder(self, conn: Connection, tx_id: str):
+        """Remove a command's transaction folder and all in it.
+
+        What upstream's private JobCommandModule._clean_up_download does, through its public
+        BinaryTransfer.tx_path (tests/test_upstream_shapes.py pins that path).
+        """
+        shutil.rmtree(self.tx_path(conn, tx_id), ignore_errors=True)
 
     def _open_range_transfer(self, conn: Connection, tx_id: str, path: str):
         """Serve ``path`` to this admin's cell, bound to its session like upstream's downloads."""
