@@ -93,7 +93,10 @@ SCENARIOS = {
         "600 raw download_job_component / download_job commands in a few seconds "
         "through one admin session, server parent limited to 512 file descriptors (RLIMIT_NOFILE)",
     ),
-    "12c": ("Downloads from many sessions", "the same account logs in again and again to open more downloads"),
+    "12c": (
+        "Downloads from many sessions of one account",
+        "the same account logs in again and again to open more downloads",
+    ),
     "12d": ("Many readers of one transfer", "60 HTTPS GETs of one direct transfer that never read the body"),
     "12e": (
         "Stalled direct reader",
@@ -102,6 +105,10 @@ SCENARIOS = {
     "12f": (
         "Another certificate with the admin's name",
         "a certificate with the admin's CN, signed by the project's root CA, asks for that admin's transfer",
+    ),
+    "12g": (
+        "Downloads from several accounts",
+        "two accounts in four sessions open downloads until the server is full; a third account asks for one",
     ),
 }
 

@@ -87,6 +87,13 @@ SETTINGS = (
         "the reason and audited",
     ),
     Setting(
+        download.ADMIN_DOWNLOAD_USER_LIMIT,
+        SERVER_SET,
+        f"{download.DEFAULT_USER_LIMIT}",
+        f"open downloads per admin account (user name) across all its sessions (1 - {download.MAX_LIMIT}); "
+        "a command beyond it is refused with the reason and audited, so one account cannot fill the server limit",
+    ),
+    Setting(
         download.ADMIN_DOWNLOAD_RESPONSE_TIMEOUT,
         SERVER_SET,
         f"{download.DEFAULT_RESPONSE_TIMEOUT:g}",
