@@ -79,3 +79,42 @@ def test_the_server_limit_still_holds_for_many_accounts(limits):
     got = [admit(mgr, users[i % 3])[1] for i in range(9)]
     assert got[:8] == [None] * 8
     assert got[8] == da.server_limit_message(8, IDLE)
+
+
+class _Admin:
+    def __init__(self, sess_mgr):
+        self.sess_mgr = sess_mgr
+
+
+def test_an_account_keeps_its_most_recent_sessions(monkeypatch):
+    """session_admission: beyond admin_session_user_limit the least recently active
+    sessions of the account end (downloads cancelled), never the acting one, never another
+    account's."""
+    import time
+
+    from nvflare.fuel.hci.server import session_admission as sa
+    from nvflare.fuel.hci.server.constants import ConnProps
+
+    monkeypatch.setenv("NVFLARE_ADMIN_SESSION_USER_LIMIT", "3")
+    mgr = SessionManager(cell=None, monitor_interval=3600)
+    mgr.cell = type("Cell", (), {"fire_and_forget": lambda self, **kw: None})()
+    try:
+        other = mgr.create_session("org-admin@nvidia.com", "nvidia", "org_admin", "admin@y")
+        mine = []
+        for i in range(5):
+            mine.append(mgr.create_session("lead@nvidia.com", "nvidia", "lead", f"admin@{i}"))
+            mine[-1].last_active_time = time.time() - 100 + i
+        mine[0].last_active_time = time.time()  # the oldest login, but used just now
+        cancelled = []
+        mgr.bind_download(mine[1].sess_id, "tx", lambda: cancelled.append("tx"))
+        conn = Connection()
+        conn.set_prop(ConnProps.ADMIN_SERVER, _Admin(mgr))
+        conn.set_prop(ConnProps.SESSION, mine[2])  # the acting session is kept even though idle longest now
+        mine[2].last_active_time = time.time() - 1000
+        assert sa.trim_sessions(conn, ["list_jobs"]) == [mine[1].sess_id, mine[3].sess_id]
+        assert cancelled == ["tx"]
+        left = {s.sess_id for s in mgr.get_sessions()}
+        assert left == {other.sess_id, mine[0].sess_id, mine[2].sess_id, mine[4].sess_id}
+        assert sa.trim_sessions(conn, ["list_jobs"]) == []
+    finally:
+        mgr.shutdown()

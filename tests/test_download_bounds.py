@@ -16,7 +16,7 @@ they send, on a real system whose server parent may open only 512 file descripto
 
 The system of this module sets small limits so they are reached quickly:
 admin_download_session_limit=4, admin_download_user_limit=6, admin_download_server_limit=10,
-admin_download_response_timeout=4 (s), admin_download_timeout=600 (s); its
+admin_download_response_timeout=4 (s), admin_download_timeout=600 (s), admin_session_user_limit=4; its
 authorization.json grants leads download_job_components on their own jobs. The attacks are
 the ones the security review reproduced: a flood of raw download commands from one
 account (it exhausted 512 descriptors in 6 s and stopped job scheduling), more sessions
@@ -56,12 +56,14 @@ from nvflare.fuel.hci.server.download_admission import (
     session_limit_message,
     user_limit_message,
 )
+from nvflare.fuel.hci.server.session_admission import ended_message
 
 pytestmark = pytest.mark.system
 
 MIB = 1024 * 1024
 SESSION_LIMIT = 4
 USER_LIMIT = 6
+SESSIONS_PER_USER = 4
 SERVER_LIMIT = 10
 RESPONSE_TIMEOUT = 4
 IDLE_TIMEOUT = 600
@@ -82,6 +84,7 @@ def bounded(tmp_path_factory):
         system.set_server_settings(
             admin_download_session_limit=SESSION_LIMIT,
             admin_download_user_limit=USER_LIMIT,
+            admin_session_user_limit=SESSIONS_PER_USER,
             admin_download_server_limit=SERVER_LIMIT,
             admin_download_response_timeout=RESPONSE_TIMEOUT,
             admin_download_timeout=IDLE_TIMEOUT,
@@ -281,6 +284,41 @@ def test_several_accounts_meet_the_server_limit(bounded, tmp_path, reliability):
         f"the server holds {SERVER_LIMIT} downloads at most (admin_download_server_limit={SERVER_LIMIT}); more are "
         f"refused for every account with `{expected}`; other commands keep working; when the sessions end their "
         "downloads are released and the next download succeeds",
+    )
+
+
+def sessions_of(system, user: str) -> int:
+    """The admin sessions the server holds for ``user`` (upstream's list_sessions)."""
+    with system.session(PROJECT_ADMIN) as sess:
+        result = sess.api.server_execute("list_sessions")
+    tables = [d for d in result.get("data") or [] if d.get("type") == "table"]
+    return sum(1 for t in tables for r in t.get("rows") or [] if r and r[0] == user)
+
+
+def test_one_account_cannot_pile_up_sessions(bounded, tmp_path, reliability):
+    """Logins without logout: the account keeps admin_session_user_limit sessions, the least
+    recently used are ended (and their clients told why); the newest and other accounts work."""
+    system, job_id = bounded
+    expected = ended_message(LEAD, SESSIONS_PER_USER)
+    with contextlib.ExitStack() as stack:
+        sessions = [stack.enter_context(system.session(LEAD)) for _ in range(SESSIONS_PER_USER + 2)]
+        wait_until(lambda: all(s.api.session_expired_reason == expected for s in sessions[:2]), timeout=15)
+        assert [s.api.session_expired_reason for s in sessions[2:]] == [None] * SESSIONS_PER_USER
+        assert sessions_of(system, LEAD) == SESSIONS_PER_USER
+        for sess in sessions[2:]:  # the kept ones work
+            assert sess.get_system_info().server_info
+        path = sessions[-1].download_job_component(job_id, "MODEL_big", str(tmp_path / "newest"))
+        assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
+        with system.session(ORG_ADMIN) as other:  # another account is left alone
+            assert other.get_system_info().server_info
+        assert sessions_of(system, LEAD) == SESSIONS_PER_USER
+    ended = f"ended 1 idle admin session(s) of {LEAD}: more than {SESSIONS_PER_USER} (admin_session_user_limit)"
+    assert server_log(system).count(ended) >= 2
+    reliability.record(
+        "12h",
+        f"the account keeps {SESSIONS_PER_USER} sessions (admin_session_user_limit={SESSIONS_PER_USER}); each login "
+        f"beyond ends its least recently used one, whose client is told `{ended_message('<account>', SESSIONS_PER_USER)}`"
+        "; the newest session downloads, other accounts are untouched",
     )
 
 

@@ -44,6 +44,9 @@ ADMIN_DOWNLOAD_SESSION_LIMIT = "admin_download_session_limit"
 ADMIN_DOWNLOAD_SERVER_LIMIT = "admin_download_server_limit"
 # Per account (admin user name) across all its sessions: more logins get no more downloads.
 ADMIN_DOWNLOAD_USER_LIMIT = "admin_download_user_limit"
+# Admin sessions one account may hold (session_admission): each login creates one.
+ADMIN_SESSION_USER_LIMIT = "admin_session_user_limit"
+DEFAULT_SESSION_USER_LIMIT = 32
 ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
 DEFAULT_SESSION_LIMIT = 8
 DEFAULT_SERVER_LIMIT = 64
@@ -164,10 +167,16 @@ def download_limits() -> DownloadLimits:
     )
 
 
+def admin_session_user_limit() -> int:
+    """How many admin sessions one account (user name) may hold; see session_admission."""
+    return _limit(ADMIN_SESSION_USER_LIMIT, DEFAULT_SESSION_USER_LIMIT)
+
+
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
     """Read and validate the settings; raise ConfigError with the message an operator sees.
 
     Returns (timeout, chunk size, direct); the limits are validated here too (download_limits).
     """
     download_limits()
+    admin_session_user_limit()
     return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()
