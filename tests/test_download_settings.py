@@ -314,6 +314,12 @@ def test_limit_defaults_and_environment():
             "value 'many' cannot be converted to int: invalid literal for int() with base 10: 'many'",
         ),
         (
+            {"NVFLARE_ADMIN_SESSION_USER_LIMIT": "0"},
+            "ConfigError: invalid admin_session_user_limit (server local/resources.json, --set "
+            "admin_session_user_limit=..., or env NVFLARE_ADMIN_SESSION_USER_LIMIT): 0 must be a whole number "
+            "from 1 to 100000",
+        ),
+        (
             {"NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "0.5"},
             "ConfigError: invalid admin_download_response_timeout (server local/resources.json, --set "
             "admin_download_response_timeout=..., or env NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT): 0.5 must be a number "
