@@ -51,11 +51,7 @@ from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
-from nvflare.fuel.hci.server.download_admission import (
-    server_limit_message,
-    session_limit_message,
-    user_limit_message,
-)
+from nvflare.fuel.hci.server.download_admission import server_limit_message, session_limit_message, user_limit_message
 from nvflare.fuel.hci.server.session_admission import ended_message
 
 pytestmark = pytest.mark.system
@@ -226,9 +222,7 @@ def test_one_account_meets_its_user_limit(bounded, tmp_path, reliability):
                 "(admin_download_timeout), or when its session logs out"
             )
             refused_now = len(refused_b) + len(refused_c)
-            wait_until(
-                lambda: audit_refusals(system, LEAD, audited) - audited_before >= refused_now, timeout=10
-            )
+            wait_until(lambda: audit_refusals(system, LEAD, audited) - audited_before >= refused_now, timeout=10)
             # through the client, too
             with pytest.raises(Exception) as e:
                 c.download_job_component(job_id, "MODEL_big", str(tmp_path / "refused"))
