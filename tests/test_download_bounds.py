@@ -15,12 +15,13 @@
 they send, on a real system whose server parent may open only 512 file descriptors.
 
 The system of this module sets small limits so they are reached quickly:
-admin_download_session_limit=4, admin_download_server_limit=10,
-admin_download_response_timeout=4 (s), admin_download_timeout=600 (s); its
+admin_download_session_limit=4, admin_download_user_limit=6, admin_download_server_limit=10,
+admin_download_response_timeout=4 (s), admin_download_timeout=600 (s), admin_session_user_limit=4; its
 authorization.json grants leads download_job_components on their own jobs. The attacks are
 the ones the security review reproduced: a flood of raw download commands from one
 account (it exhausted 512 descriptors in 6 s and stopped job scheduling), more sessions
-to get around a per-session bound, 60 GETs of one transfer that never read (+200 MiB
+of one account to get around a per-session bound (it filled the server limit and locked
+every other admin out of downloads), 60 GETs of one transfer that never read (+200 MiB
 server RSS), a reader that stops, and a certificate that only shares the admin's name.
 
 Behaviour test (with test_download_component_authz) of
@@ -28,6 +29,7 @@ admin-server-audit-refused-commands-and-sweep-stale-transfer-folders.patch: with
 download limit applies and no login certificate is recorded (no direct route is offered).
 """
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -49,12 +51,15 @@ from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
-from nvflare.fuel.hci.server.download_admission import server_limit_message, session_limit_message
+from nvflare.fuel.hci.server.download_admission import server_limit_message, session_limit_message, user_limit_message
+from nvflare.fuel.hci.server.session_admission import ended_message
 
 pytestmark = pytest.mark.system
 
 MIB = 1024 * 1024
 SESSION_LIMIT = 4
+USER_LIMIT = 6
+SESSIONS_PER_USER = 4
 SERVER_LIMIT = 10
 RESPONSE_TIMEOUT = 4
 IDLE_TIMEOUT = 600
@@ -74,6 +79,8 @@ def bounded(tmp_path_factory):
         system.prepare()
         system.set_server_settings(
             admin_download_session_limit=SESSION_LIMIT,
+            admin_download_user_limit=USER_LIMIT,
+            admin_session_user_limit=SESSIONS_PER_USER,
             admin_download_server_limit=SERVER_LIMIT,
             admin_download_response_timeout=RESPONSE_TIMEOUT,
             admin_download_timeout=IDLE_TIMEOUT,
@@ -180,40 +187,132 @@ def test_flood_from_one_account_is_bounded(bounded, tmp_path, reliability):
     assert elapsed < 120, elapsed
 
 
-def test_more_sessions_meet_the_server_limit(bounded, tmp_path, reliability):
+def open_all(sess, job_id: str, n: int) -> tuple:
+    """Send ``n`` raw download_job_component commands: (transfers opened, refusal texts)."""
+    opened, refused = [], []
+    for _ in range(n):
+        result = execute(sess, f"download_job_component {job_id} MODEL_big")
+        if is_open(result):
+            opened.append(result["meta"][RANGE_TRANSFER])
+        else:
+            refused.append(refusal(result))
+    return opened, refused
+
+
+def test_one_account_meets_its_user_limit(bounded, tmp_path, reliability):
+    """One account logs in again and again: it gets USER_LIMIT downloads in all, whatever its
+    sessions; other accounts keep downloading; ended transfers and logouts free the account."""
+    system, job_id = bounded
+    expected = user_limit_message(LEAD, USER_LIMIT, IDLE_TIMEOUT)
+    audited = f"REFUSED: download refused: the account {LEAD} already has {USER_LIMIT} downloads open"  # cut at 200
+    audited_before = audit_refusals(system, LEAD, audited)
+    with system.session(LEAD) as b, system.session(LEAD) as c:
+        with system.session(LEAD) as a:
+            opened_a, refused_a = open_all(a, job_id, SESSION_LIMIT)  # the session's own limit: 4
+            opened_b, refused_b = open_all(b, job_id, SESSION_LIMIT)  # 2 more reach the account's 6
+            opened_c, refused_c = open_all(c, job_id, SESSION_LIMIT)  # none: the account is full
+            assert (len(opened_a), len(opened_b), len(opened_c)) == (SESSION_LIMIT, USER_LIMIT - SESSION_LIMIT, 0)
+            assert refused_a == []
+            assert set(refused_b + refused_c) == {expected}, set(refused_b + refused_c)
+            # the refusal names the account and the setting, and is audited
+            assert expected == (
+                f"download refused: the account {LEAD} already has {USER_LIMIT} downloads open across its admin "
+                f"sessions (admin_download_user_limit = {USER_LIMIT}). Finish or cancel them first: a download is "
+                f"released when all its files are received, when it has been idle for {IDLE_TIMEOUT} s "
+                "(admin_download_timeout), or when its session logs out"
+            )
+            refused_now = len(refused_b) + len(refused_c)
+            wait_until(lambda: audit_refusals(system, LEAD, audited) - audited_before >= refused_now, timeout=10)
+            # through the client, too
+            with pytest.raises(Exception) as e:
+                c.download_job_component(job_id, "MODEL_big", str(tmp_path / "refused"))
+            assert str(e.value) == f"error: {expected}"
+
+            # another account is not held back by the full one
+            with system.session(ORG_ADMIN) as other:
+                path = other.download_job_component(job_id, "MODEL_big", str(tmp_path / "other"))
+            assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
+
+            # an ended transfer frees one download for the account, in any of its sessions
+            RangeSource(a.api.cell, opened_a.pop(), timeout=10).end("ok")
+            path = c.download_job_component(job_id, "MODEL_big", str(tmp_path / "freed"))
+            assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
+            # ... and that completed download is released as well: exactly one more opens
+            opened, refused = open_all(c, job_id, 2)
+            assert (len(opened), refused) == (1, [expected])
+            opened_c += opened
+        # a's logout releases its 3 downloads for the account's other sessions: c opens 3 more,
+        # then meets its own session limit (1 + 3 = 4)
+        opened, refused = open_all(c, job_id, SESSION_LIMIT)
+        assert len(opened) == USER_LIMIT - len(opened_b) - len(opened_c) == 3, (opened, refused)
+        assert refused == [session_limit_message(SESSION_LIMIT, IDLE_TIMEOUT)]
+    reliability.record(
+        "12c",
+        f"the account gets {USER_LIMIT} downloads across all its sessions (admin_download_user_limit={USER_LIMIT}; "
+        f"{SESSION_LIMIT} + {USER_LIMIT - SESSION_LIMIT} + 0 in three sessions); the rest are refused and audited: "
+        f"`{user_limit_message('<account>', USER_LIMIT, IDLE_TIMEOUT)}`; meanwhile another account downloads the "
+        "48 MiB model (sha256 verified); an ended transfer or a logout frees the account's downloads at once",
+    )
+
+
+def test_several_accounts_meet_the_server_limit(bounded, tmp_path, reliability):
     system, job_id = bounded
     expected = server_limit_message(SERVER_LIMIT, IDLE_TIMEOUT)
-    sessions = []
-    try:
-        opened, refused = 0, []
-        for _ in range(4):  # 4 sessions x 4 > 10
-            sess = system.session(LEAD)
-            sessions.append(sess)
-            s = sess.__enter__()
-            for _ in range(SESSION_LIMIT):
-                result = execute(s, f"download_job {job_id}")
-                if is_open(result):
-                    opened += 1
-                else:
-                    refused.append(refusal(result))
-        assert opened == SERVER_LIMIT
-        assert set(refused) == {expected}, set(refused)
+    with contextlib.ExitStack() as stack:
+        lead_a, lead_b, org_admin, org_admin_2 = (
+            stack.enter_context(system.session(user)) for user in (LEAD, LEAD, ORG_ADMIN, ORG_ADMIN)
+        )
+        opened = [len(open_all(s, job_id, n)[0]) for s, n in ((lead_a, 4), (lead_b, 2), (org_admin, 4))]
+        assert opened == [4, 2, 4]  # 10: the server is full
+        assert open_all(org_admin_2, job_id, 3) == ([], [expected] * 3)
         with system.session(PROJECT_ADMIN) as other:  # while the server is full, nobody gets more
             with pytest.raises(Exception) as e:
                 other.download_job_component(job_id, "MODEL_big", str(tmp_path / "full"))
             assert str(e.value) == f"error: {expected}"
             assert other.get_system_info().server_info  # everything else works
-    finally:
-        for sess in sessions:
-            sess.__exit__(None, None, None)
     with system.session(PROJECT_ADMIN) as other:
         path = other.download_job_component(job_id, "MODEL_big", str(tmp_path / "after"))
     assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
     reliability.record(
-        "12c",
+        "12g",
         f"the server holds {SERVER_LIMIT} downloads at most (admin_download_server_limit={SERVER_LIMIT}); more are "
         f"refused for every account with `{expected}`; other commands keep working; when the sessions end their "
         "downloads are released and the next download succeeds",
+    )
+
+
+def sessions_of(system, user: str) -> int:
+    """The admin sessions the server holds for ``user`` (upstream's list_sessions)."""
+    with system.session(PROJECT_ADMIN) as sess:
+        result = sess.api.server_execute("list_sessions")
+    tables = [d for d in result.get("data") or [] if d.get("type") == "table"]
+    return sum(1 for t in tables for r in t.get("rows") or [] if r and r[0] == user)
+
+
+def test_one_account_cannot_pile_up_sessions(bounded, tmp_path, reliability):
+    """Logins without logout: the account keeps admin_session_user_limit sessions, the least
+    recently used are ended (and their clients told why); the newest and other accounts work."""
+    system, job_id = bounded
+    expected = ended_message(LEAD, SESSIONS_PER_USER)
+    with contextlib.ExitStack() as stack:
+        sessions = [stack.enter_context(system.session(LEAD)) for _ in range(SESSIONS_PER_USER + 2)]
+        wait_until(lambda: all(s.api.session_expired_reason == expected for s in sessions[:2]), timeout=15)
+        assert [s.api.session_expired_reason for s in sessions[2:]] == [None] * SESSIONS_PER_USER
+        assert sessions_of(system, LEAD) == SESSIONS_PER_USER
+        for sess in sessions[2:]:  # the kept ones work
+            assert sess.get_system_info().server_info
+        path = sessions[-1].download_job_component(job_id, "MODEL_big", str(tmp_path / "newest"))
+        assert sha256(path) == sha256(system.job_store_dir(job_id) / "MODEL_big")
+        with system.session(ORG_ADMIN) as other:  # another account is left alone
+            assert other.get_system_info().server_info
+        assert sessions_of(system, LEAD) == SESSIONS_PER_USER
+    ended = f"ended 1 idle admin session(s) of {LEAD}: more than {SESSIONS_PER_USER} (admin_session_user_limit)"
+    assert server_log(system).count(ended) >= 2
+    reliability.record(
+        "12h",
+        f"the account keeps {SESSIONS_PER_USER} sessions (admin_session_user_limit={SESSIONS_PER_USER}); each login "
+        f"beyond ends its least recently used one, whose client is told `{ended_message('<account>', SESSIONS_PER_USER)}`"
+        "; the newest session downloads, other accounts are untouched",
     )
 
 
@@ -456,3 +555,25 @@ def test_site_components_follow_the_sites_policy(bounded, tmp_path):
             f"user not authorized for the action 'download_job_component {job_id} LOG_site-1 {tmp_path / 'oa'}: "
             f"user '{ORG_ADMIN}' is not authorized for 'download_job_components''"
         )
+
+
+def test_bad_user_limit_stops_the_server_at_startup(bounded):
+    """Runs last in this module: restarts the server with admin_download_user_limit=0."""
+    system, _ = bounded
+    system.stop()
+    system.env["NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT"] = "0"
+    system.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
+    system.started = True
+    expected = (
+        "ConfigError: invalid admin_download_user_limit (server local/resources.json, --set "
+        "admin_download_user_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT): 0 must be a whole number from 1 "
+        "to 100000"
+    )
+    log = system.server_dir / "log.txt"
+    try:
+        wait_until(lambda: log.exists() and expected in log.read_text(errors="replace"), timeout=90)
+    except TimeoutError:
+        pytest.fail(f"no startup error in {log}:\n{system.tail_console()}")
+    with pytest.raises(Exception):  # no admin server: nobody to log in to
+        with system.session(timeout=5) as sess:
+            sess.get_system_info()

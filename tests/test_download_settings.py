@@ -245,16 +245,17 @@ LIMITS = "from nvflare.fuel.hci.server.download_settings import download_limits 
 def test_limit_defaults_and_environment():
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
     out = subprocess.run([sys.executable, "-c", LIMITS], env=clean, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0)", out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0, 16)", out.stderr
     env = {
         "NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "3",
         "NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "5",
         "NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "7.5",
+        "NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT": "4",
     }
     out = subprocess.run(
         [sys.executable, "-c", LIMITS], env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
-    assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5)", out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5, 4)", out.stderr
 
 
 @pytest.mark.parametrize(
@@ -299,6 +300,24 @@ def test_limit_defaults_and_environment():
             "ConfigError: invalid admin_download_server_limit (server local/resources.json, --set "
             "admin_download_server_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT): var admin_download_server_limit's "
             "value 'lots' cannot be converted to int: invalid literal for int() with base 10: 'lots'",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT": "0"},
+            "ConfigError: invalid admin_download_user_limit (server local/resources.json, --set "
+            "admin_download_user_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT): 0 must be a whole number "
+            "from 1 to 100000",
+        ),
+        (
+            {"NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT": "many"},
+            "ConfigError: invalid admin_download_user_limit (server local/resources.json, --set "
+            "admin_download_user_limit=..., or env NVFLARE_ADMIN_DOWNLOAD_USER_LIMIT): var admin_download_user_limit's "
+            "value 'many' cannot be converted to int: invalid literal for int() with base 10: 'many'",
+        ),
+        (
+            {"NVFLARE_ADMIN_SESSION_USER_LIMIT": "0"},
+            "ConfigError: invalid admin_session_user_limit (server local/resources.json, --set "
+            "admin_session_user_limit=..., or env NVFLARE_ADMIN_SESSION_USER_LIMIT): 0 must be a whole number "
+            "from 1 to 100000",
         ),
         (
             {"NVFLARE_ADMIN_DOWNLOAD_RESPONSE_TIMEOUT": "0.5"},

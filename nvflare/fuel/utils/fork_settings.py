@@ -87,6 +87,20 @@ SETTINGS = (
         "the reason and audited",
     ),
     Setting(
+        download.ADMIN_DOWNLOAD_USER_LIMIT,
+        SERVER_SET,
+        f"{download.DEFAULT_USER_LIMIT}",
+        f"open downloads per admin account (user name) across all its sessions (1 - {download.MAX_LIMIT}); "
+        "a command beyond it is refused with the reason and audited, so one account cannot fill the server limit",
+    ),
+    Setting(
+        download.ADMIN_SESSION_USER_LIMIT,
+        SERVER_SET,
+        f"{download.DEFAULT_SESSION_USER_LIMIT}",
+        f"admin sessions one account (user name) may hold (1 - {download.MAX_LIMIT}); beyond it the account's "
+        "least recently active sessions are closed (their downloads cancelled, the client told why)",
+    ),
+    Setting(
         download.ADMIN_DOWNLOAD_RESPONSE_TIMEOUT,
         SERVER_SET,
         f"{download.DEFAULT_RESPONSE_TIMEOUT:g}",

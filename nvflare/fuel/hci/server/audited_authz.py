@@ -24,7 +24,9 @@ Two more checks ride on this filter because it is the one the fork installs in t
 server's chain (admin-server-audit-refused-commands-and-sweep-stale-transfer-folders.patch):
 a download command that passed authorization must also fit the download limits
 (download_admission), refused and audited the same way; and after a successful login
-the session's certificate is recorded (session_certs) for the direct download route.
+the session's certificate is recorded (session_certs) for the direct download route;
+after every command an account beyond admin_session_user_limit sessions loses its least
+recently active ones (session_admission).
 ``authorize_right`` is the same check as AuthzFilter's for a right other than the
 command's own name (download_job_component picks the right by what it downloads).
 """
@@ -33,7 +35,7 @@ from typing import List
 
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, ReplyKeyword, make_meta
-from nvflare.fuel.hci.server import download_admission, session_certs
+from nvflare.fuel.hci.server import download_admission, session_admission, session_certs
 from nvflare.fuel.hci.server.authz import AuthzFilter
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.sec.audit import AuditService
@@ -106,4 +108,5 @@ class AuditedAuthzFilter(AuthzFilter):
     def post_command(self, conn: Connection, args: List[str]):
         download_admission.release(conn)
         session_certs.record_login(conn, args)
+        session_admission.trim_sessions(conn, args)
         return True

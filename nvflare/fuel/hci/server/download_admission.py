@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""How many downloads an admin session, and the whole server, may have open at once.
+"""How many downloads an admin session, an admin account, and the whole server may have open.
 
 Every download command (download_job, download_job_components, download_job_component)
 creates a transaction folder and binds a transaction to the admin's session; it stays
@@ -22,6 +22,17 @@ until job scheduling failed (issue 11). The session manager already knows every 
 transaction (its download bindings), so the bound is checked there, before the command
 creates anything: a refused command costs nothing, and its reason is audited like an
 authorization refusal (audited_authz).
+
+Sessions are free to open (each login makes one), so a per-session bound alone lets one
+account log in again and again until it holds the whole server limit and every other
+admin is refused. The account bound counts the downloads of all sessions with the same
+user name. The name is what the session manager holds for the session: the CN of the
+certificate the admin logged in with, also carried in the signed session token, so a
+session the server recreated from its token after a restart still counts for its
+account. The certificate fingerprint is not the key: an account re-provisioned with a
+new certificate is still one account, and recreated sessions have no fingerprint on
+record (session_certs); a different certificate with the same name needs the project's
+root CA key, which already grants everything.
 
 A command between admission and its binding is counted as pending, so commands that
 arrive together cannot all slip under the limit; a pending entry is dropped after the
@@ -38,6 +49,7 @@ from nvflare.fuel.hci.server.download_settings import (
     ADMIN_DOWNLOAD_SERVER_LIMIT,
     ADMIN_DOWNLOAD_SESSION_LIMIT,
     ADMIN_DOWNLOAD_TIMEOUT,
+    ADMIN_DOWNLOAD_USER_LIMIT,
     download_limits,
 )
 
@@ -48,19 +60,20 @@ PENDING_TTL = 300.0
 _SLOT = "_fork_download_slot"
 
 _lock = threading.Lock()
-_pending = {}  # slot id -> (session id, time admitted)
+_pending = {}  # slot id -> (session id, user name, time admitted)
 _ids = itertools.count()
 
 
-def _transactions(session_mgr) -> dict:
-    """{session id: number of open downloads} from the session manager's bindings."""
+def _transactions(session_mgr) -> tuple:
+    """({session id: open downloads}, {session id: user name}) from the session manager."""
     with session_mgr.sess_update_lock:
         bindings = {sid: list(txs) for sid, txs in session_mgr.downloads.items()}
+        users = {sid: s.user_name for sid, s in session_mgr.sessions.items()}
 
     def download(tx_id: str) -> str:
         return tx_id[: -len(OFFER_SUFFIX)] if tx_id.endswith(OFFER_SUFFIX) else tx_id
 
-    return {sid: len({download(t) for t in txs}) for sid, txs in bindings.items()}
+    return {sid: len({download(t) for t in txs}) for sid, txs in bindings.items()}, users
 
 
 def _seconds(timeout: float) -> str:
@@ -73,6 +86,14 @@ def session_limit_message(limit: int, idle_timeout: float) -> str:
         f"({ADMIN_DOWNLOAD_SESSION_LIMIT} = {limit}). Finish or cancel them first: a download is "
         f"released when all its files are received, when it has been idle for {_seconds(idle_timeout)}, "
         f"or when you log out"
+    )
+
+
+def user_limit_message(user: str, limit: int, idle_timeout: float) -> str:
+    return (
+        f"download refused: the account {user} already has {limit} downloads open across its admin sessions "
+        f"({ADMIN_DOWNLOAD_USER_LIMIT} = {limit}). Finish or cancel them first: a download is released when all "
+        f"its files are received, when it has been idle for {_seconds(idle_timeout)}, or when its session logs out"
     )
 
 
@@ -92,18 +113,25 @@ def admit(conn, command: str, session, session_mgr, idle_timeout: float) -> Opti
     limits = download_limits()
     now = time.time()
     with _lock:
-        for slot, (_, since) in list(_pending.items()):
+        for slot, (_, _, since) in list(_pending.items()):
             if now - since > PENDING_TTL:
                 del _pending[slot]
-        open_now = _transactions(session_mgr)
-        for sid, _ in _pending.values():
+        open_now, users = _transactions(session_mgr)
+        by_user = {}
+        for sid, n in open_now.items():
+            user = users.get(sid)
+            by_user[user] = by_user.get(user, 0) + n
+        for sid, user, _ in _pending.values():
             open_now[sid] = open_now.get(sid, 0) + 1
+            by_user[user] = by_user.get(user, 0) + 1
         if open_now.get(session.sess_id, 0) >= limits.per_session:
             return session_limit_message(limits.per_session, idle_timeout)
+        if by_user.get(session.user_name, 0) >= limits.per_user:
+            return user_limit_message(session.user_name, limits.per_user, idle_timeout)
         if sum(open_now.values()) >= limits.per_server:
             return server_limit_message(limits.per_server, idle_timeout)
         slot = next(_ids)
-        _pending[slot] = (session.sess_id, now)
+        _pending[slot] = (session.sess_id, session.user_name, now)
     conn.set_prop(_SLOT, slot)
     return None
 

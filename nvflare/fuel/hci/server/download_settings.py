@@ -19,8 +19,9 @@ chunks. Sites on slow links or with multi-GB models need to tune them, so they b
 ConfigService vars read from the server's ``local/resources.json`` (top-level keys), with
 ``--set`` and ``NVFLARE_<NAME>`` environment overrides. Unset means upstream's behaviour.
 
-The limits (admin_download_session_limit, admin_download_server_limit,
-admin_download_response_timeout) bound what admins' downloads hold on the server.
+The limits (admin_download_session_limit, admin_download_user_limit,
+admin_download_server_limit, admin_download_response_timeout) bound what admins'
+downloads hold on the server.
 
 Values are validated when the admin server is created (see job_component_cmds), so a
 typo stops the server at startup instead of failing the first large download.
@@ -41,9 +42,15 @@ ADMIN_DOWNLOAD_DIRECT = "admin_download_direct"
 # Bounds on what admins' downloads may hold on the server (download_limits below).
 ADMIN_DOWNLOAD_SESSION_LIMIT = "admin_download_session_limit"
 ADMIN_DOWNLOAD_SERVER_LIMIT = "admin_download_server_limit"
+# Per account (admin user name) across all its sessions: more logins get no more downloads.
+ADMIN_DOWNLOAD_USER_LIMIT = "admin_download_user_limit"
+# Admin sessions one account may hold (session_admission): each login creates one.
+ADMIN_SESSION_USER_LIMIT = "admin_session_user_limit"
+DEFAULT_SESSION_USER_LIMIT = 32
 ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
 DEFAULT_SESSION_LIMIT = 8
 DEFAULT_SERVER_LIMIT = 64
+DEFAULT_USER_LIMIT = 16
 DEFAULT_RESPONSE_TIMEOUT = 60.0
 MAX_LIMIT = 100000
 
@@ -134,12 +141,13 @@ def admin_download_direct() -> bool:
 
 
 class DownloadLimits(NamedTuple):
-    """How many downloads an admin session / the whole server may have open at once, and how
-    long a direct response may wait for its reader before it is closed."""
+    """How many downloads an admin session / the whole server / one admin account may have
+    open at once, and how long a direct response may wait for its reader before it is closed."""
 
     per_session: int
     per_server: int
     response_timeout: float
+    per_user: int
 
 
 def _limit(name: str, default: int) -> int:
@@ -152,13 +160,16 @@ def _limit(name: str, default: int) -> int:
 
 
 def download_limits() -> DownloadLimits:
-    """admin_download_session_limit, admin_download_server_limit, admin_download_response_timeout.
+    """admin_download_session_limit, admin_download_server_limit, admin_download_response_timeout,
+    admin_download_user_limit.
 
     A download (download_job, download_job_components, download_job_component) is open from
     the command until its files are delivered, cancelled, idle for admin_download_timeout,
     or its session ends; each holds a transaction folder and the server's bookkeeping, and
     its direct responses a descriptor and socket buffers. Without a bound one admin could
-    hold them all (issue 11: file descriptors ran out and job scheduling stopped).
+    hold them all (issue 11: file descriptors ran out and job scheduling stopped), and
+    without the per-account bound one account logging in many sessions could hold the
+    whole server limit and lock every other admin out of downloads.
     """
     timeout, where = _lookup(ADMIN_DOWNLOAD_RESPONSE_TIMEOUT, ConfigService.get_float_var)
     if timeout is None:
@@ -169,7 +180,13 @@ def download_limits() -> DownloadLimits:
         _limit(ADMIN_DOWNLOAD_SESSION_LIMIT, DEFAULT_SESSION_LIMIT),
         _limit(ADMIN_DOWNLOAD_SERVER_LIMIT, DEFAULT_SERVER_LIMIT),
         timeout,
+        _limit(ADMIN_DOWNLOAD_USER_LIMIT, DEFAULT_USER_LIMIT),
     )
+
+
+def admin_session_user_limit() -> int:
+    """How many admin sessions one account (user name) may hold; see session_admission."""
+    return _limit(ADMIN_SESSION_USER_LIMIT, DEFAULT_SESSION_USER_LIMIT)
 
 
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
@@ -178,4 +195,5 @@ def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
     Returns (timeout, chunk size, direct); the limits are validated here too (download_limits).
     """
     download_limits()
+    admin_session_user_limit()
     return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()
