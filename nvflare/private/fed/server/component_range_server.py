@@ -61,9 +61,11 @@ from nvflare.fuel.hci.component_range_defs import (
     TRANSFER_SIZE,
 )
 from nvflare.fuel.hci.server.constants import ConnProps
+from nvflare.fuel.hci.server import download_pacing
 from nvflare.fuel.hci.server.download_settings import (
     ADMIN_DOWNLOAD_SERVER_LIMIT,
     ADMIN_DOWNLOAD_SESSION_LIMIT,
+    admin_download_rate_limit,
     check_download_settings,
     download_limits,
 )
@@ -310,6 +312,7 @@ class ComponentRangeServer:
             data = transfer.read(offset, min(length, transfer.size - offset))
         except OSError as e:
             return make_reply(ReturnCode.PROCESS_EXCEPTION, error=f"cannot read the component: {e}")
+        download_pacing.pace(len(data))  # admin_download_rate_limit, shared with direct responses
         return make_reply(ReturnCode.OK, body=data)
 
     def _sweep(self):
@@ -342,6 +345,7 @@ class AdminDownload:
             max(admin.timeout, self.session_mgr.idle_timeout + self.session_mgr.monitor_interval)
         )
         direct_download_route.set_response_timeout(download_limits().response_timeout)
+        download_pacing.set_rate_limit(admin_download_rate_limit())
         # Direct responses go only to the certificate this session logged in with; a session
         # recreated from a token (server restart) has none on record and uses the ranges.
         self.fingerprint = session_fingerprint(self.session.sess_id)

@@ -53,7 +53,12 @@ from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.hci.server.download_settings import check_download_settings, download_limits
+from nvflare.fuel.hci.server import download_pacing
+from nvflare.fuel.hci.server.download_settings import (
+    admin_download_rate_limit,
+    check_download_settings,
+    download_limits,
+)
 from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
@@ -95,6 +100,7 @@ class JobComponentCommandModule(JobCommandModule):
         # config is loaded: the earliest point where a bad download setting can stop it.
         check_download_settings()
         direct_download_route.set_response_timeout(download_limits().response_timeout)
+        download_pacing.set_rate_limit(admin_download_rate_limit())
         return CommandModuleSpec(
             name="job_component",
             cmd_specs=[
