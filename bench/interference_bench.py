@@ -282,7 +282,11 @@ def log_alarms(system: FlareSystem) -> list:
         for line in lines:
             if ALARMS.search(line) and not NOT_ALARMS.search(line):
                 m = LOG_TIME.match(line)
-                t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(m.group(2)) / 1000 if m else None
+                t = (
+                    datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(m.group(2)) / 1000
+                    if m
+                    else None
+                )
                 found.append({"t": t, "file": str(log.relative_to(system.workspace)), "line": line[:300]})
     return found
 
@@ -445,9 +449,11 @@ def fmt(v, spec=".2f"):
 
 
 def print_table(result: dict):
-    label = " (admin processes at nice %d: a stand-in for a remote admin)" % result["admin_nice"] if result[
-        "admin_nice"
-    ] else " (admin processes on the same cores, normal priority)"
+    label = (
+        " (admin processes at nice %d: a stand-in for a remote admin)" % result["admin_nice"]
+        if result["admin_nice"]
+        else " (admin processes on the same cores, normal priority)"
+    )
     print(
         f"\n{result['model_mb']} MB model, 2 sites, {result['component_mb']} MB component, "
         f"{result['rounds_per_phase']} rounds per phase{label}"
@@ -464,8 +470,10 @@ def print_table(result: dict):
             print(f"{vname:<16}failed: {v.get('error')}")
             continue
         base = v["phases"]["no download"]["summary"]
-        print(f"{vname:<16}{'alone':<13}{'':>7}{'':>9}{'':>7}{'':>9}{'':>8}{'':>7}{'':>9}{'':>9}{'':>7}{'':>8}"
-              f"{'':>6}{'':>5}{'':>6}{len([r for r in v['alone'] if 'bytes' in r]):>4}{fmt(v['alone_mb_s'], '.0f'):>7}")
+        print(
+            f"{vname:<16}{'alone':<13}{'':>7}{'':>9}{'':>7}{'':>9}{'':>8}{'':>7}{'':>9}{'':>9}{'':>7}{'':>8}"
+            f"{'':>6}{'':>5}{'':>6}{len([r for r in v['alone'] if 'bytes' in r]):>4}{fmt(v['alone_mb_s'], '.0f'):>7}"
+        )
         for label, phase in v["phases"].items():
             r = phase["summary"]
             change = None

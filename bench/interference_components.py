@@ -29,9 +29,9 @@ import time
 
 import numpy as np
 
+from nvflare.apis.controller_spec import ClientTask, Task
 from nvflare.apis.dxo import DXO, DataKind, from_shareable
 from nvflare.apis.executor import Executor
-from nvflare.apis.controller_spec import ClientTask, Task
 from nvflare.apis.impl.controller import Controller
 from nvflare.apis.shareable import ReturnCode, Shareable, make_reply
 
@@ -86,7 +86,7 @@ class TimedFedAvg(Controller):
             data = DXO(DataKind.WEIGHTS, data=model).to_shareable()
             start = time.time()
             data.set_header(SENT, start)
-            task = Task(name="train", data=data, timeout=self.task_timeout, result_received_cb=on_result)
+            task = Task(name="train", data=data, timeout=int(self.task_timeout), result_received_cb=on_result)
             self.broadcast_and_wait(task, fl_ctx, min_responses=self.min_clients, abort_signal=abort_signal)
             if len(results) == self.min_clients:
                 dxos = [d for _, d in results.values()]

@@ -37,7 +37,6 @@ from job_components import JobStore, sha256, write_numpy_job
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER
 
-
 MB = 1000 * 1000
 MIB = 1024 * 1024
 RATE = 20  # MB/s

@@ -60,8 +60,8 @@ from nvflare.fuel.hci.component_range_defs import (
     TRANSFER_ID,
     TRANSFER_SIZE,
 )
-from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server import download_pacing
+from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server.download_settings import (
     ADMIN_DOWNLOAD_SERVER_LIMIT,
     ADMIN_DOWNLOAD_SESSION_LIMIT,

@@ -51,9 +51,9 @@ from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
+from nvflare.fuel.hci.server import download_pacing
 from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.hci.server import download_pacing
 from nvflare.fuel.hci.server.download_settings import (
     admin_download_rate_limit,
     check_download_settings,
