@@ -454,9 +454,13 @@ def print_table(result: dict):
         if result["admin_nice"]
         else " (admin processes on the same cores, normal priority)"
     )
+    from nvflare.fuel.hci.server.download_settings import DEFAULT_RATE_LIMIT
+
+    rate = result["rate_limit"] if result["rate_limit"] is not None else DEFAULT_RATE_LIMIT
     print(
         f"\n{result['model_mb']} MB model, 2 sites, {result['component_mb']} MB component, "
-        f"{result['rounds_per_phase']} rounds per phase{label}"
+        f"{result['rounds_per_phase']} rounds per phase{label}; direct and ranges paced at "
+        f"admin_download_rate_limit={rate:g} MB/s"
     )
     head = (
         f"{'variant':<16}{'phase':<13}{'rounds':>7}{'round s':>9}{'p95':>7}{'vs base':>9}{'task s':>8}{'p95':>7}"
@@ -504,6 +508,11 @@ def main():
     parser.add_argument("--rounds", type=int, help="rounds per phase (default 20; --quick 4)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--admin-nice", type=int, default=0, help="run the admin processes at this nice level")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        help="admin_download_rate_limit (MB/s) for the direct and ranges variants (default: the server's default)",
+    )
     parser.add_argument("--task-timeout", type=float, default=120.0, help="the train task's timeout (s)")
     parser.add_argument("--warmup", type=int, default=2, help="rounds before the first phase")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between phases")
@@ -523,6 +532,7 @@ def main():
         "component_mb": args.component_mb,
         "rounds_per_phase": args.rounds,
         "admin_nice": args.admin_nice,
+        "rate_limit": args.rate_limit,
         "target": f"no site dropped, no task failure, median round time at most +{TARGET_SLOWDOWN:.0%}",
         "variants": {},
     }
@@ -533,7 +543,10 @@ def main():
         for name in args.variants:
             print(f"variant {name} ...", flush=True)
             try:
-                result["variants"][name] = run_variant(name, VARIANTS[name], args, root, root / "component.bin")
+                settings = dict(VARIANTS[name])
+                if args.rate_limit is not None and name != "direct-unpaced":
+                    settings["admin_download_rate_limit"] = args.rate_limit
+                result["variants"][name] = run_variant(name, settings, args, root, root / "component.bin")
             except Exception as e:
                 result["variants"][name] = {"error": f"{type(e).__name__}: {e}"}
                 print(f"  [{name}] failed: {e}", flush=True)

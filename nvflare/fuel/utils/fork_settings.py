@@ -96,8 +96,8 @@ SETTINGS = (
         download.ADMIN_DOWNLOAD_RATE_LIMIT,
         SERVER_SET,
         f"{download.DEFAULT_RATE_LIMIT:g}",
-        f"MB/s (10^6 bytes) that all admin downloads together may send: direct HTTPS responses and ranges "
-        f"share one pace, so downloads cannot take the CPU a running job needs ({download.MIN_RATE_LIMIT:g} - "
+        f"MB/s (10^6 bytes) that all admin downloads together may send while a job runs (none running: full "
+        f"speed): direct HTTPS responses and ranges share one pace, so downloads cannot take the CPU a job needs ({download.MIN_RATE_LIMIT:g} - "
         f"{download.MAX_RATE_LIMIT:g}; `0`: no limit) ([performance.md](performance.md#downloads-beside-training))",
     ),
     Setting(

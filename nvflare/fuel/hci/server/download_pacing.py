@@ -11,14 +11,15 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""One server-wide pace for the bytes admins download (admin_download_rate_limit).
+"""One server-wide pace for the bytes admins download while a job runs (admin_download_rate_limit).
 
 Why: a download and a training job share the server's CPU. The direct route encrypts
 on the aiohttp event loop that also carries every site's tasks and heartbeats, and on a
 small host the download, its TLS and the admin's hashing take the cores the job needs
 (bench/interference_bench.py measures it; docs/performance.md). Capping the rate of all
 admin downloads together bounds the CPU they take, whatever number of admins download
-at once.
+at once. With no job running there is nothing to protect, so downloads go at full speed
+(the pace is asked for each block, so it starts and stops with the jobs).
 
 How: a shared timeline. Each block (a direct response's block, a range reply) reserves
 ``n / rate`` seconds after the previous reservation ends and waits until its slot
@@ -29,10 +30,19 @@ reply waits in its frame thread before it is sent.
 
 import threading
 import time
+from typing import Callable
 
 _lock = threading.Lock()
 _rate = 0.0  # bytes per second; 0: no limit
 _next_free = 0.0
+_jobs_running: Callable[[], bool] = lambda: True  # until the admin server tells how to know
+
+
+def set_jobs_running_check(check: Callable[[], bool]) -> None:
+    """``check()`` says whether a job runs on this server now (the pace applies only then)."""
+    global _jobs_running
+    with _lock:
+        _jobs_running = check
 
 
 def set_rate_limit(bytes_per_second: float) -> None:
@@ -51,11 +61,13 @@ def reserve(n: int) -> float:
     """Book ``n`` bytes on the shared timeline; the seconds to wait before sending them."""
     global _next_free
     with _lock:
-        if _rate <= 0:
-            return 0.0
+        rate, jobs_running = _rate, _jobs_running
+    if rate <= 0 or not jobs_running():
+        return 0.0
+    with _lock:
         now = time.monotonic()
         start = max(now, _next_free)
-        _next_free = start + n / _rate
+        _next_free = start + n / rate
         return start - now
 
 

@@ -19,8 +19,8 @@ chunks. Sites on slow links or with multi-GB models need to tune them, so they b
 ConfigService vars read from the server's ``local/resources.json`` (top-level keys), with
 ``--set`` and ``NVFLARE_<NAME>`` environment overrides. Unset means upstream's behaviour.
 
-admin_download_rate_limit paces the bytes of all admin downloads together, so a
-download cannot take the CPU a training job needs (download_pacing).
+admin_download_rate_limit paces the bytes of all admin downloads together while a job
+runs, so a download cannot take the CPU the job needs (download_pacing).
 
 The limits (admin_download_session_limit, admin_download_server_limit,
 admin_download_response_timeout) bound what admins' downloads hold on the server.
@@ -45,8 +45,8 @@ ADMIN_DOWNLOAD_DIRECT = "admin_download_direct"
 ADMIN_DOWNLOAD_SESSION_LIMIT = "admin_download_session_limit"
 ADMIN_DOWNLOAD_SERVER_LIMIT = "admin_download_server_limit"
 ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
-# One pace (MB/s, 10^6 bytes) for the bytes of all admin downloads together: direct
-# responses and range replies (download_pacing). 0: no limit.
+# One pace (MB/s, 10^6 bytes) for the bytes of all admin downloads together while a job
+# runs: direct responses and range replies (download_pacing). 0: no limit.
 ADMIN_DOWNLOAD_RATE_LIMIT = "admin_download_rate_limit"
 DEFAULT_RATE_LIMIT = 100.0
 # Below this a range request queued behind the other admins' blocks can wait longer than

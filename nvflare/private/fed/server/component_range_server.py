@@ -332,6 +332,12 @@ class ComponentRangeServer:
                 self.end(tid, "released: its download's files are gone")
 
 
+def _jobs_running(engine) -> bool:
+    """Whether the server runs a job now; unknown (another engine) counts as yes: paced."""
+    processes = getattr(engine, "run_processes", None)
+    return True if processes is None else bool(processes)
+
+
 class AdminDownload:
     """What opening transfers for one admin command needs: whose, for how long, which way."""
 
@@ -346,6 +352,7 @@ class AdminDownload:
         )
         direct_download_route.set_response_timeout(download_limits().response_timeout)
         download_pacing.set_rate_limit(admin_download_rate_limit())
+        download_pacing.set_jobs_running_check(lambda: _jobs_running(engine))
         # Direct responses go only to the certificate this session logged in with; a session
         # recreated from a token (server restart) has none on record and uses the ranges.
         self.fingerprint = session_fingerprint(self.session.sess_id)
