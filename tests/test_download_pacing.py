@@ -178,7 +178,7 @@ WHERE = (
 @pytest.mark.parametrize(
     "value, printed",
     [
-        (None, "100000000.0"),
+        (None, "30000000.0"),
         ("0", "0.0"),
         ("250", "250000000.0"),
         ("5", f"ConfigError: invalid {WHERE}: 5.0 must be 0 (no limit) or a number of MB/s from 10 to 1e+06"),

@@ -48,7 +48,7 @@ ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
 # One pace (MB/s, 10^6 bytes) for the bytes of all admin downloads together while a job
 # runs: direct responses and range replies (download_pacing). 0: no limit.
 ADMIN_DOWNLOAD_RATE_LIMIT = "admin_download_rate_limit"
-DEFAULT_RATE_LIMIT = 100.0
+DEFAULT_RATE_LIMIT = 30.0
 # Below this a range request queued behind the other admins' blocks can wait longer than
 # the admin's per-request timeout (file_download_progress_timeout, 5 s).
 MIN_RATE_LIMIT = 10.0
