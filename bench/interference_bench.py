@@ -14,15 +14,16 @@
 # limitations under the License.
 """Benchmark: does downloading a big component disturb a job that is training?
 
-    .venv-test/bin/python bench/interference_bench.py           # 64 MB model, 2 GB component, 20 rounds/phase
-    .venv-test/bin/python bench/interference_bench.py --quick   # 8 MB model, 200 MB component, 4 rounds/phase
+    .venv-test/bin/python bench/interference_bench.py           # 64 MB model, 2 GB component, 20 rounds/phase (~30 min)
+    .venv-test/bin/python bench/interference_bench.py --quick   # 8 MB model, 200 MB component, 4 rounds/phase (~6 min)
 
 For each variant (default: ``direct`` as shipped, ``direct-unpaced`` with
 admin_download_rate_limit=0, ``ranges`` with admin_download_direct=false) it starts a real
 POC system (server + 2 sites) in a temp folder, runs a 1-round job and puts a component of
 ``--component-mb`` into its store (as bench/download_bench.py does), then:
 
-* ``alone``: one download of it with no job running (the download's own speed);
+* ``alone``: one download of it with no job running (the download's own speed; the pace
+  applies only while a job runs);
 * submits a FedAvg job (bench/interference_components.py: a ``--model-mb`` numpy model,
   trivial training, rounds until told to stop) and runs the phases, each until
   ``--rounds`` rounds fell entirely inside it:
