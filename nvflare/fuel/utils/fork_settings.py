@@ -108,6 +108,14 @@ SETTINGS = (
         "block before the server closes it (the download continues by ranges)",
     ),
     Setting(
+        download.ADMIN_DOWNLOAD_RATE_LIMIT,
+        SERVER_SET,
+        f"{download.DEFAULT_RATE_LIMIT:g}",
+        f"MB/s (10^6 bytes) that all admin downloads together may send while a job runs (none running: full "
+        f"speed): direct HTTPS responses and ranges share one pace, so downloads cannot take the CPU a job needs ({download.MIN_RATE_LIMIT:g} - "
+        f"{download.MAX_RATE_LIMIT:g}; `0`: no limit) ([performance.md](performance.md#downloads-beside-training))",
+    ),
+    Setting(
         "file_download_progress_timeout",
         ADMIN_KIT,
         "5.0 (upstream's)",

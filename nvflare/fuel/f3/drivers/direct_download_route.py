@@ -29,6 +29,10 @@ certificate must be the very one (sha256 fingerprint) the admin's session logged
 with. Anything else gets a 4xx with the reason, and the admin client falls back to the
 range transfer.
 
+Paced: all responses and range replies together send at most admin_download_rate_limit
+(download_pacing); a block waits for its slot with ``asyncio.sleep``, so the loop keeps
+carrying the sites' tasks and heartbeats while downloads are capped.
+
 Bounded: a transfer has at most one response at a time (a second GET gets 409 and the
 first goes on: replacing it would let a second reader cut the first); a block the reader
 does not take within admin_download_response_timeout closes the response; ending the
@@ -49,6 +53,7 @@ import threading
 from typing import Callable, Optional
 
 from nvflare.fuel.hci.security import get_certificate_common_name
+from nvflare.fuel.hci.server import download_pacing
 
 ROUTE = "/nvflare-fork/component"
 TRANSFER_HEADER = "X-NVFlare-Fork-Transfer"
@@ -223,6 +228,11 @@ async def _send(request, transfer_id: str, transfer, timeout: float):
                 log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: the file got shorter")
                 request.transport.abort()
                 return response
+            # admin_download_rate_limit: wait for this block's slot on the server-wide pace,
+            # off the loop's back (the loop serves cell traffic meanwhile).
+            delay = download_pacing.reserve(len(data))
+            if delay > 0:
+                await asyncio.sleep(delay)
             # A reader that stops taking bytes would keep this block (and the socket's
             # buffers) forever: give each block ``timeout`` seconds.
             await asyncio.wait_for(response.write(data), timeout)

@@ -19,6 +19,9 @@ chunks. Sites on slow links or with multi-GB models need to tune them, so they b
 ConfigService vars read from the server's ``local/resources.json`` (top-level keys), with
 ``--set`` and ``NVFLARE_<NAME>`` environment overrides. Unset means upstream's behaviour.
 
+admin_download_rate_limit paces the bytes of all admin downloads together while a job
+runs, so a download cannot take the CPU the job needs (download_pacing).
+
 The limits (admin_download_session_limit, admin_download_user_limit,
 admin_download_server_limit, admin_download_response_timeout) bound what admins'
 downloads hold on the server.
@@ -48,6 +51,14 @@ ADMIN_DOWNLOAD_USER_LIMIT = "admin_download_user_limit"
 ADMIN_SESSION_USER_LIMIT = "admin_session_user_limit"
 DEFAULT_SESSION_USER_LIMIT = 32
 ADMIN_DOWNLOAD_RESPONSE_TIMEOUT = "admin_download_response_timeout"
+# One pace (MB/s, 10^6 bytes) for the bytes of all admin downloads together while a job
+# runs: direct responses and range replies (download_pacing). 0: no limit.
+ADMIN_DOWNLOAD_RATE_LIMIT = "admin_download_rate_limit"
+DEFAULT_RATE_LIMIT = 30.0
+# Below this a range request queued behind the other admins' blocks can wait longer than
+# the admin's per-request timeout (file_download_progress_timeout, 5 s).
+MIN_RATE_LIMIT = 10.0
+MAX_RATE_LIMIT = 1000000.0
 DEFAULT_SESSION_LIMIT = 8
 DEFAULT_SERVER_LIMIT = 64
 DEFAULT_USER_LIMIT = 16
@@ -189,11 +200,26 @@ def admin_session_user_limit() -> int:
     return _limit(ADMIN_SESSION_USER_LIMIT, DEFAULT_SESSION_USER_LIMIT)
 
 
+def admin_download_rate_limit() -> float:
+    """Bytes per second all admin downloads together may send; 0 for no limit."""
+    value, where = _lookup(ADMIN_DOWNLOAD_RATE_LIMIT, ConfigService.get_float_var)
+    if value is None:
+        value = DEFAULT_RATE_LIMIT
+    elif not (value == 0 or MIN_RATE_LIMIT <= value <= MAX_RATE_LIMIT):
+        raise ConfigError(
+            f"invalid {where}: {value} must be 0 (no limit) or a number of MB/s from {MIN_RATE_LIMIT:g} to "
+            f"{MAX_RATE_LIMIT:g}"
+        )
+    return value * 1000 * 1000
+
+
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
     """Read and validate the settings; raise ConfigError with the message an operator sees.
 
-    Returns (timeout, chunk size, direct); the limits are validated here too (download_limits).
+    Returns (timeout, chunk size, direct); the limits and the rate limit are validated here
+    too (download_limits, admin_download_rate_limit).
     """
     download_limits()
     admin_session_user_limit()
+    admin_download_rate_limit()
     return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()

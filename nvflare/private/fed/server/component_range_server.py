@@ -60,10 +60,12 @@ from nvflare.fuel.hci.component_range_defs import (
     TRANSFER_ID,
     TRANSFER_SIZE,
 )
+from nvflare.fuel.hci.server import download_pacing
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server.download_settings import (
     ADMIN_DOWNLOAD_SERVER_LIMIT,
     ADMIN_DOWNLOAD_SESSION_LIMIT,
+    admin_download_rate_limit,
     check_download_settings,
     download_limits,
     upstream_download_timeout,
@@ -311,6 +313,7 @@ class ComponentRangeServer:
             data = transfer.read(offset, min(length, transfer.size - offset))
         except OSError as e:
             return make_reply(ReturnCode.PROCESS_EXCEPTION, error=f"cannot read the component: {e}")
+        download_pacing.pace(len(data))  # admin_download_rate_limit, shared with direct responses
         return make_reply(ReturnCode.OK, body=data)
 
     def _sweep(self):
@@ -330,6 +333,12 @@ class ComponentRangeServer:
                 self.end(tid, "released: its download's files are gone")
 
 
+def _jobs_running(engine) -> bool:
+    """Whether the server runs a job now; unknown (another engine) counts as yes: paced."""
+    processes = getattr(engine, "run_processes", None)
+    return True if processes is None else bool(processes)
+
+
 class AdminDownload:
     """What opening transfers for one admin command needs: whose, for how long, which way."""
 
@@ -341,6 +350,8 @@ class AdminDownload:
         # Upstream's inactivity timeout for admin downloads, or admin_download_timeout.
         self.idle_timeout, _, direct = check_download_settings(upstream_download_timeout(admin))
         direct_download_route.set_response_timeout(download_limits().response_timeout)
+        download_pacing.set_rate_limit(admin_download_rate_limit())
+        download_pacing.set_jobs_running_check(lambda: _jobs_running(engine))
         # Direct responses go only to the certificate this session logged in with; a session
         # recreated from a token (server restart) has none on record and uses the ranges.
         self.fingerprint = session_fingerprint(self.session.sess_id)

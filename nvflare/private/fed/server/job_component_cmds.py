@@ -51,9 +51,14 @@ from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
+from nvflare.fuel.hci.server import download_pacing
 from nvflare.fuel.hci.server.audited_authz import authorize_right
 from nvflare.fuel.hci.server.authz import PreAuthzReturnCode
-from nvflare.fuel.hci.server.download_settings import check_download_settings, download_limits
+from nvflare.fuel.hci.server.download_settings import (
+    admin_download_rate_limit,
+    check_download_settings,
+    download_limits,
+)
 from nvflare.fuel.utils.file_digest import sha256_and_size
 from nvflare.private.fed.server.component_range_server import AdminDownload
 from nvflare.private.fed.server.job_cmds import JobCommandModule
@@ -96,6 +101,7 @@ class JobComponentCommandModule(JobCommandModule):
         # config is loaded: the earliest point where a bad download setting can stop it.
         check_download_settings()
         direct_download_route.set_response_timeout(download_limits().response_timeout)
+        download_pacing.set_rate_limit(admin_download_rate_limit())
         return CommandModuleSpec(
             name="job_component",
             cmd_specs=[
