@@ -26,6 +26,12 @@ How: a shared timeline. Each block (a direct response's block, a range reply) re
 starts; an idle pacer has no saved-up credit, so a burst is one block. The direct route
 waits with ``asyncio.sleep`` (the loop goes on serving cell traffic meanwhile); a range
 reply waits in its frame thread before it is sent.
+
+A block never waits more than MAX_WAIT: an admin gives up on a download whose next bytes
+do not come within its progress timeout (5 s by default), and every block of every open
+download is on the one timeline (64 downloads x 4 ranges of 1 MiB would be 9 s at 30 MB/s).
+So with very many downloads at once the total may exceed the cap; pacing slows downloads,
+it never makes one fail.
 """
 
 import threading
@@ -35,6 +41,7 @@ from typing import Callable
 _lock = threading.Lock()
 _rate = 0.0  # bytes per second; 0: no limit
 _next_free = 0.0
+MAX_WAIT = 2.0  # seconds; below the admin's default 5 s download progress timeout
 _jobs_running: Callable[[], bool] = lambda: True  # until the admin server tells how to know
 
 
@@ -66,7 +73,7 @@ def reserve(n: int) -> float:
         return 0.0
     with _lock:
         now = time.monotonic()
-        start = max(now, _next_free)
+        start = max(now, min(_next_free, now + MAX_WAIT))
         _next_free = start + n / rate
         return start - now
 
