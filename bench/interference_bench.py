@@ -55,6 +55,7 @@ bench/results/interference_bench_<time>.json.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -72,7 +73,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from download_bench import machine, write_model  # noqa: E402
+from download_bench import machine, measure, write_model  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
 from job_components import JobStore, write_numpy_job  # noqa: E402
 
@@ -406,6 +407,13 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
         out["alone"] = alone.records
         rates = [r["bytes"] / MB / (r["end"] - r["start"]) for r in alone.records if "bytes" in r]
         out["alone_mb_s"] = rates[0] if rates else None
+        if name == "direct":
+            # The verified TLS ceiling on the same file, host and certificates (download_bench's
+            # row): what the alone download is a fraction of.
+            (vroot / "tls").mkdir(exist_ok=True)
+            tls = measure(system, "tls", comp_job, vroot / "tls", file_sha256(component_path))
+            out["tls_ceiling_mb_s"] = component_path.stat().st_size / MB / tls["seconds"]
+            shutil.rmtree(vroot / "tls", ignore_errors=True)
 
         record_file, stop_file = vroot / "rounds.jsonl", vroot / "stop_training"
         job = write_job(vroot / "train_job", args.model_mb, record_file, stop_file, args.task_timeout)
@@ -443,6 +451,14 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
         for folder in ("poc", "jobs-storage"):
             shutil.rmtree(vroot / folder, ignore_errors=True)  # free the disk
     return out
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fmt(v, spec=".2f"):
@@ -491,6 +507,13 @@ def print_table(result: dict):
                 f"{fmt(r['heartbeat_gap_s_max'], '.1f'):>8}{r['clients_seen_min']:>6}{len(r['failed_rounds']):>5}"
                 f"{len(r['alarms']):>6}{r['downloads_ok']:>4}{fmt(r['download_mb_s_median'], '.0f'):>7}"
                 f"{fmt(r['download_mb_s_aggregate'], '.0f'):>7}  {verdict(r, base, 2)}"
+            )
+    for vname, v in result["variants"].items():
+        if v.get("tls_ceiling_mb_s") and v.get("alone_mb_s"):
+            fraction = v["alone_mb_s"] / v["tls_ceiling_mb_s"]
+            print(
+                f">>> {vname} alone: download_job_component {v['alone_mb_s']:.0f} MB/s / verified TLS ceiling "
+                f"{v['tls_ceiling_mb_s']:.0f} MB/s = {fraction:.2f} (goal >= 0.9: {'met' if fraction >= 0.9 else 'NOT met'})"
             )
     print(
         "\nround s: schedule -> both results averaged; task s: scheduled -> site executor starts (incl. the "
