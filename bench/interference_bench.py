@@ -55,7 +55,6 @@ bench/results/interference_bench_<time>.json.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -73,7 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from download_bench import machine, measure, write_model  # noqa: E402
+from download_bench import machine, measure, sha256_of, write_model  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
 from job_components import JobStore, write_numpy_job  # noqa: E402
 
@@ -411,7 +410,7 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
             # The verified TLS ceiling on the same file, host and certificates (download_bench's
             # row): what the alone download is a fraction of.
             (vroot / "tls").mkdir(exist_ok=True)
-            tls = measure(system, "tls", comp_job, vroot / "tls", file_sha256(component_path))
+            tls = measure(system, "tls", comp_job, vroot / "tls", sha256_of(str(component_path)))
             out["tls_ceiling_mb_s"] = component_path.stat().st_size / MB / tls["seconds"]
             shutil.rmtree(vroot / "tls", ignore_errors=True)
 
@@ -451,14 +450,6 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
         for folder in ("poc", "jobs-storage"):
             shutil.rmtree(vroot / folder, ignore_errors=True)  # free the disk
     return out
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fmt(v, spec=".2f"):
