@@ -18,7 +18,8 @@
     .venv-test/bin/python bench/interference_bench.py --quick   # 8 MB model, 200 MB component, 4 rounds/phase (~6 min)
 
 For each variant (default: ``direct`` as shipped, ``direct-unpaced`` with
-admin_download_rate_limit=0, ``ranges`` with admin_download_direct=false) it starts a real
+admin_download_rate_limit=0, ``ranges`` with admin_download_direct=false, ``attacker``: as
+shipped, with a lead flooding range requests of its own download) it starts a real
 POC system (server + 2 sites) in a temp folder, runs a 1-round job and puts a component of
 ``--component-mb`` into its store (as bench/download_bench.py does), then:
 
@@ -28,7 +29,12 @@ POC system (server + 2 sites) in a temp folder, runs a 1-round job and puts a co
   trivial training, rounds until told to stop) and runs the phases, each until
   ``--rounds`` rounds fell entirely inside it:
   ``no download`` (baseline), ``1 download`` (one admin downloading back to back),
-  ``4 downloads`` (four admins, each back to back).
+  ``4 downloads`` (four admins, each back to back). The ``attacker`` variant's phases are
+  ``no download``, ``flood`` (the review's attack of issue 21: the POC's lead, who owns the
+  component's job here, keeps 40 threads asking for 2 MiB ranges and 130 for 1 byte of
+  three downloads of it, each request sent again as soon as it is answered or refused:
+  tests/support/range_flood.py, a process of its own at the admins' nice level) and
+  ``flood + 1 dl`` (the same, while project_admin downloads back to back).
 
 Each admin is its own process with its own FLARE API session (``--admin-nice N`` runs
 them at that nice level: a stand-in for an admin on another host; labelled in the output).
@@ -41,16 +47,18 @@ What is measured, per phase:
   result latency: from the executor's reply to the server's result callback. Same host,
   same clock;
 * the server's responsiveness and the sites' heartbeats, probed every 0.5 s by a
-  ``check_status server`` (FLARE API get_system_info) from this process: the command's
-  latency, the sites it lists (a dropped site disappears) and each site's last heartbeat
-  time (the largest gap between two heartbeats the server received);
+  ``check_status server`` (FLARE API get_system_info) from this process
+  (tests/support/server_probe.py): the command's latency, the sites it lists (a dropped
+  site disappears) and each site's last heartbeat time (the largest gap between two
+  heartbeats the server received);
 * failures: rounds that did not get both results (task timed out or failed), and every
   server/site log line that says a client was removed/dead, a task timed out or failed;
 * downloads: how many finished (each verified by the admin client: size + sha256), their
   median MB/s, and the phase's aggregate MB/s.
 
 Target (issue 15): no site dropped, no task failure, median round time at most +25 %
-against ``no download``. The table is printed and written with every sample to
+against ``no download``; under the flood (issue 21) the same, and the flood's refusals are
+counted with their latency (the ``refused`` line under the table). The table is printed and written with every sample to
 bench/results/interference_bench_<time>.json.
 """
 
@@ -74,7 +82,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from download_bench import machine, measure, sha256_of, write_model  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
-from job_components import JobStore, write_numpy_job  # noqa: E402
+from job_components import LEAD, JobStore, write_numpy_job  # noqa: E402
+from range_flood import Flood  # noqa: E402
+from server_probe import ServerProbe, heartbeat_gaps  # noqa: E402
 
 MB = 1000 * 1000
 COMPONENT = "MODEL_bench"
@@ -85,8 +95,12 @@ VARIANTS = {
     "direct": {},
     "direct-unpaced": {"admin_download_rate_limit": 0},
     "ranges": {"admin_download_direct": False},
+    "attacker": {},
 }
-PHASES = (("no download", 0), ("1 download", 1), ("4 downloads", 4))
+# (label, admins downloading, flood on)
+PHASES = (("no download", 0, False), ("1 download", 1, False), ("4 downloads", 4, False))
+ATTACK_PHASES = (("no download", 0, False), ("flood", 0, True), ("flood + 1 dl", 1, True))
+FLOOD = {"transfers": 3, "big": 40, "small": 130}
 # Log lines that mean a site was dropped, a heartbeat missed or a task lost.
 ALARMS = re.compile(
     r"dead client|Remove the dead|dead job|client dead|timed out|timeout|task .*fail|Failed to send|"
@@ -98,9 +112,9 @@ NOT_ALARMS = re.compile(r"timeout=|_timeout|timeout:|Timeout\)|set timeout|progr
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
 
 
-def component_job(system: FlareSystem, root: Path, component_path: Path) -> str:
-    """A finished job with the component in its store (written once, copied per system)."""
-    job_id, meta = system.submit_and_wait(write_numpy_job(root / "component_job", n_clients=2))
+def component_job(system: FlareSystem, root: Path, component_path: Path, user: str) -> str:
+    """A finished job of ``user`` with the component in its store (written once, copied per system)."""
+    job_id, meta = system.submit_and_wait(write_numpy_job(root / "component_job", n_clients=2), user=user)
     if meta.get("status") != "FINISHED:COMPLETED":
         raise RuntimeError(f"component job {job_id} ended {meta.get('status')}\n{system.tail_console()}")
     JobStore(system.jobs_storage).put(job_id, COMPONENT, str(component_path))
@@ -223,55 +237,6 @@ class Admins:
             t.join()
 
 
-# -- probing the server ---------------------------------------------------------------------
-class Probe:
-    """check_status server every PROBE_INTERVAL: its latency, the sites listed, their heartbeats."""
-
-    def __init__(self, system: FlareSystem):
-        self.system = system
-        self.samples = []
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        with self.system.session() as sess:
-            while not self.stop_event.is_set():
-                t0 = time.time()
-                try:
-                    info = sess.get_system_info()
-                    sample = {
-                        "t": t0,
-                        "latency": time.time() - t0,
-                        "clients": {c.name: c.last_connect_time for c in info.client_info},
-                    }
-                except Exception as e:
-                    sample = {"t": t0, "latency": time.time() - t0, "error": f"{type(e).__name__}: {e}"}
-                self.samples.append(sample)
-                self.stop_event.wait(max(0.0, PROBE_INTERVAL - (time.time() - t0)))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join()
-
-
-def heartbeat_gaps(samples: list, start: float, end: float) -> list:
-    """Gaps between successive heartbeats the server recorded (per site) within start..end."""
-    beats = {}
-    for s in samples:
-        for name, t in (s.get("clients") or {}).items():
-            if t is not None and start <= t <= end:
-                beats.setdefault(name, set()).add(t)
-    gaps = []
-    for times in beats.values():
-        times = sorted(times)
-        gaps += [b - a for a, b in zip(times, times[1:])]
-    return gaps
-
-
 def log_alarms(system: FlareSystem) -> list:
     """(time, file, line) of every alarming log line of the server and the sites."""
     found = []
@@ -304,7 +269,12 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def run_phase(system, job_id, record_file, n_admins, rounds, root, nice, max_seconds) -> dict:
+def run_phase(system, job_id, record_file, n_admins, rounds, root, nice, max_seconds, flood=False) -> dict:
+    attack = None
+    if flood:
+        stop = root / f"stop_flood_{time.time_ns()}"
+        attack = Flood(system, LEAD, job_id, COMPONENT, stop, seconds=max_seconds + 600, nice=nice, **FLOOD)
+        attack.wait_ready()
     admins = Admins(system, job_id, n_admins, root, nice) if n_admins else None
     start = admins.wait_ready() if admins else time.time()
     deadline = time.time() + max_seconds
@@ -322,6 +292,7 @@ def run_phase(system, job_id, record_file, n_admins, rounds, root, nice, max_sec
         "end": end,
         "downloads": admins.records if admins else [],
         "timed_out": time.time() > deadline,
+        "flood": attack.stop() if attack else None,
     }
 
 
@@ -396,7 +367,8 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
         if settings:
             system.set_server_settings(**settings)
         system.start()
-        comp_job = component_job(system, vroot, component_path)
+        # the attacker floods a download of its own job's component (a lead may download its own jobs)
+        comp_job = component_job(system, vroot, component_path, LEAD if name == "attacker" else "admin@nvidia.com")
         out["component_job"] = comp_job
 
         # The download alone: no job running.
@@ -417,7 +389,7 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
         record_file, stop_file = vroot / "rounds.jsonl", vroot / "stop_training"
         job = write_job(vroot / "train_job", args.model_mb, record_file, stop_file, args.task_timeout)
         samples_box = []
-        with system.session() as sess, Probe(system) as probe:
+        with system.session() as sess, ServerProbe(system, interval=PROBE_INTERVAL) as probe:
             train_id = sess.submit_job(str(job))
             out["train_job"] = train_id
             deadline = time.time() + 300
@@ -426,10 +398,10 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
                     raise RuntimeError(f"training did not start\n{system.tail_console()}")
                 time.sleep(0.5)
             phases = {}
-            for label, n in PHASES:
+            for label, n, flood in ATTACK_PHASES if name == "attacker" else PHASES:
                 print(f"  [{name}] {label} ...", flush=True)
                 phases[label] = run_phase(
-                    system, comp_job, record_file, n, args.rounds, vroot, args.admin_nice, args.phase_max_seconds
+                    system, comp_job, record_file, n, args.rounds, vroot, args.admin_nice, args.phase_max_seconds, flood
                 )
                 time.sleep(args.settle)
             stop_file.touch()
@@ -454,6 +426,23 @@ def run_variant(name, settings, args, root: Path, component_path: Path) -> dict:
 
 def fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
+
+
+def flood_line(flood: dict) -> str:
+    """How the server answered the flood: served, refused at once (and how fast), anything else."""
+    outcomes = flood["outcomes"]
+    ok = outcomes.get("ok", {"n": 0})
+    refused = {k: v for k, v in outcomes.items() if "range refused" in k}
+    other = {k: v["n"] for k, v in outcomes.items() if k != "ok" and k not in refused}
+    n_refused = sum(v["n"] for v in refused.values())
+    medians = [v["median"] for v in refused.values() if v["median"] is not None]
+    p90s = [v["p90"] for v in refused.values() if v["p90"] is not None]
+    return (
+        f"{flood['threads']} threads for {flood['seconds']:.0f} s: {ok['n']} ranges served "
+        f"({flood['bytes'] / MB:.0f} MB, median {fmt(ok.get('median'), '.3f')} s), {n_refused} refused "
+        f"(median {fmt(max(medians) if medians else None, '.3f')} s, p90 {fmt(max(p90s) if p90s else None, '.3f')} s)"
+        + (f", other answers: {other}" if other else "")
+    )
 
 
 def print_table(result: dict):
@@ -499,6 +488,10 @@ def print_table(result: dict):
                 f"{len(r['alarms']):>6}{r['downloads_ok']:>4}{fmt(r['download_mb_s_median'], '.0f'):>7}"
                 f"{fmt(r['download_mb_s_aggregate'], '.0f'):>7}  {verdict(r, base, 2)}"
             )
+    for vname, v in result["variants"].items():
+        for label, phase in (v.get("phases") or {}).items():
+            if phase.get("flood"):
+                print(f">>> {vname} {label}: {flood_line(phase['flood'])}")
     for vname, v in result["variants"].items():
         if v.get("tls_ceiling_mb_s") and v.get("alone_mb_s"):
             fraction = v["alone_mb_s"] / v["tls_ceiling_mb_s"]

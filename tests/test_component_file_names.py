@@ -24,7 +24,7 @@ import pytest
 
 from nvflare.apis.utils.component_file_names import download_file_name, safe_extension
 from nvflare.apis.utils.model_record_info import clean_model_info
-from nvflare.fuel.hci.client.component_transfer import _claim_final_name
+from nvflare.fuel.hci.client.component_landing import claim_final_name as _claim_final_name
 from nvflare.fuel.hci.component_info_table import info_row, table_cells
 
 SHA = "a" * 64

@@ -70,6 +70,22 @@ def test_image_is_labelled_with_the_fork_version(repo, fork_version):
     assert 'NVFLARE_FORK_VERSION="$NVFLARE_FORK_VERSION"' in install, "the label is checked against the wheel"
 
 
+def test_image_runs_as_a_non_root_user_owning_the_workspace(repo):
+    """Issue 22.5: the last USER is numeric and not root (Kubernetes' runAsNonRoot can check it)."""
+    stage = final_stage(repo / "docker" / "Dockerfile")
+    uid, gid = arg_default(stage, "NVFLARE_UID"), arg_default(stage, "NVFLARE_GID")
+    assert uid.isdigit() and gid.isdigit() and int(uid) != 0 and int(gid) != 0
+    users = [line for line in stage if line.startswith("USER ")]
+    assert users == ["USER ${NVFLARE_UID}:${NVFLARE_GID}"]
+    (setup,) = [line for line in stage if "useradd" in line]
+    assert '--uid "$NVFLARE_UID" --gid "$NVFLARE_GID"' in setup
+    assert "chown nvflare:nvflare /var/tmp/nvflare/workspace" in setup
+    assert "chmod 1777 /var/tmp/nvflare/workspace" in setup, "the mode upstream's launcher gives the job tmpfs"
+    assert stage.index(users[0]) > max(i for i, line in enumerate(stage) if line.startswith("RUN "))
+    assert "WORKDIR /var/tmp/nvflare/workspace" in stage
+    assert any("NVFLARE_USER=${NVFLARE_UID}:${NVFLARE_GID}" in line for line in stage if line.startswith("ENV "))
+
+
 def test_image_installs_upstreams_k8s_extra(repo, upstream_wheel):
     stage = final_stage(repo / "docker" / "Dockerfile")
     (install,) = [line for line in stage if "install_nvflare_fork.sh" in line and line.startswith("RUN ")]
@@ -90,7 +106,13 @@ def test_job_image_recipe_builds_on_the_fork_image(repo):
     )
     assert lines[1] == "FROM ${BASE_IMAGE}"
     (run,) = [line for line in lines if line.startswith("RUN ")]
-    assert run.startswith("RUN pip install --no-cache-dir ${FRAMEWORK} && python -c ")
+    assert run.startswith(
+        "RUN --mount=type=bind,source=wheels,target=/tmp/wheels "
+        "pip install --no-cache-dir --find-links /tmp/wheels ${FRAMEWORK} && python -c "
+    )
+    # the framework is installed as root, the image runs as the base's non-root user
+    assert lines.index("USER root") < lines.index(run) < lines.index("USER ${NVFLARE_USER}") == len(lines) - 1
+    assert (repo / "docker" / "wheels").is_dir()
     assert "'+model.' in v" in run, "the job image fails to build if nvflare is no longer the fork"
     assert not re.search(r"pip install[^&]*\bnvflare\b", run), "the recipe must not install nvflare again"
     assert "--build-arg FRAMEWORK=tensorflow-cpu" in text and 'FRAMEWORK="torch ' in text

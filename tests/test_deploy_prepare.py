@@ -23,15 +23,13 @@ process reads local/ from the job's own image, which may be stock nvflare).
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from deploy_kits import deploy_prepare
 from flare_system import FlareSystem
 
-NVFLARE = str(Path(sys.executable).parent / "nvflare")
 STORE = "nvflare.app_common.widgets.job_model_store.JobModelStore"
 PUBLISHER = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
 STORE_FILE = "job_model_store__p_resources.json"
@@ -41,6 +39,8 @@ OPERATOR_SETTINGS = {
     "model_publish_job_images_have_fork": True,
     "admin_download_timeout": 3600,
     "admin_download_chunk_size": 1048576,
+    "job_read_allowed_dirs": ["/srv/flare/evaluation-models"],  # read by every job process (the path guard)
+    "model_persistor_allowed_dirs": ["/srv/flare/checkpoints"],
 }
 RUNTIMES = {
     "k8s": (
@@ -66,17 +66,8 @@ def read(path: Path) -> dict:
 
 
 def prepare(kit: Path, runtime: str, tmp_path: Path) -> tuple:
-    config = tmp_path / f"{runtime}.yaml"
-    config.write_text(yaml.safe_dump(RUNTIMES[runtime][0]))
     out = tmp_path / f"prepared-{runtime}"
-    proc = subprocess.run(
-        [NVFLARE, "deploy", "prepare", str(kit), "--config", str(config), "--output", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, proc.stdout + proc.stderr
+    return out, deploy_prepare(kit, RUNTIMES[runtime][0], tmp_path / f"{runtime}.yaml", out)
 
 
 def operator_kit(fork_kit: Path, tmp_path: Path, older_kit: bool = False) -> Path:

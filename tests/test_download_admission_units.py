@@ -23,18 +23,22 @@ from nvflare.apis.fl_constant import AdminCommandNames as AC
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.server import download_admission as da
 from nvflare.fuel.hci.server.sess import SessionManager
+from nvflare.fuel.utils.config_service import ConfigService
 
 IDLE = 1805.0
 
 
 @pytest.fixture
 def limits(monkeypatch):
+    ConfigService.reset()  # it keeps the values it read: each test reads its own environment
     for name, value in {"SESSION": "3", "USER": "5", "SERVER": "8"}.items():
         monkeypatch.setenv(f"NVFLARE_ADMIN_DOWNLOAD_{name}_LIMIT", value)
+    monkeypatch.setenv("NVFLARE_ADMIN_DOWNLOAD_SERVER_RESERVE", "0")  # the reserve: test_download_transfer_bounds
     mgr = SessionManager(cell=None, monitor_interval=3600)
     yield mgr
     mgr.shutdown()
     da._pending.clear()
+    ConfigService.reset()
 
 
 def admit(mgr, sess):

@@ -16,7 +16,8 @@ they send, on a real system whose server parent may open only 512 file descripto
 
 The system of this module sets small limits so they are reached quickly:
 admin_download_session_limit=4, admin_download_user_limit=6, admin_download_server_limit=10,
-admin_download_response_timeout=4 (s), admin_download_timeout=600 (s), admin_session_user_limit=4; its
+admin_download_response_timeout=4 (s), admin_download_timeout=600 (s), admin_session_user_limit=4,
+admin_download_server_reserve=0; its
 authorization.json grants leads download_job_components on their own jobs. The attacks are
 the ones the security review reproduced: a flood of raw download commands from one
 account (it exhausted 512 descriptors in 6 s and stopped job scheduling), more sessions
@@ -84,6 +85,8 @@ def bounded(tmp_path_factory):
             admin_download_server_limit=SERVER_LIMIT,
             admin_download_response_timeout=RESPONSE_TIMEOUT,
             admin_download_timeout=IDLE_TIMEOUT,
+            # the server limit alone; its reserve for accounts holding none: test_download_flood
+            admin_download_server_reserve=0,
         )
         # the site's own policy: leads may download the sites' components of their own jobs
         local = system.server_dir / "local"

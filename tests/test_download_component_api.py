@@ -109,11 +109,14 @@ def test_default_destination_and_no_overwrite(flare_system, model_job):
     folder = flare_system.transfer_dir() / "components" / job_id
     with flare_system.session() as sess:
         first = sess.download_job_component(job_id, "MODEL_global_model")
+        again = sess.download_job_component(job_id, "MODEL_global_model")  # the same bytes: already there
+        with open(first, "r+b") as f:  # the user changed it: never replaced
+            f.write(b"mine")
         second = sess.download_job_component(job_id, "MODEL_global_model")
-    assert first == str(folder / "MODEL_global_model.pt")
+    assert first == again == str(folder / "MODEL_global_model.pt")
     assert second == str(folder / "MODEL_global_model__1.pt")  # upstream's __N, before the extension
-    assert sha256(first) == sha256(second) == record["sha256"]
-    assert not [n for n in os.listdir(folder) if ".part-" in n]
+    assert sha256(second) == record["sha256"] and open(first, "rb").read(4) == b"mine"
+    assert sorted(os.listdir(folder)) == ["MODEL_global_model.pt", "MODEL_global_model__1.pt"]  # no partial file
 
 
 def test_component_without_record_is_measured_by_the_server(flare_system, model_job, tmp_path):

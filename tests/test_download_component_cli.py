@@ -58,6 +58,14 @@ def test_download_then_refuse_then_force(flare_system, cli_job, tmp_path):
     assert target.read_bytes() == b"global weights"
     assert sorted(p.name for p in target.parent.iterdir()) == ["MODEL_global_model"]
 
+    same = cli(flare_system, cli_job, "--component", "MODEL_global_model", "-o", str(tmp_path))  # the very bytes
+    assert same.returncode == 0, same.stderr
+    assert (
+        f"Component MODEL_global_model is already downloaded: {target} (sha256 verified; nothing transferred)"
+        in same.stdout
+    )
+    assert sorted(p.name for p in target.parent.iterdir()) == ["MODEL_global_model"]
+
 
 def test_json_output(flare_system, cli_job, tmp_path):
     out = cli(flare_system, cli_job, "--component", "MODEL_global_model", "-o", str(tmp_path), fmt="json")

@@ -67,17 +67,32 @@ def test_download_prints_path_and_never_overwrites(flare_system, console_job):
     job_id = console_job
     stored = flare_system.job_store_dir(job_id) / "MODEL_global_model"
     folder = flare_system.transfer_dir() / "components" / job_id
+    command = f"download_job_component {job_id} MODEL_global_model"
     with console(flare_system) as c:
-        first = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
-        second = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model"))
+        first = downloaded_path(c.run(command))
+        (folder / "MODEL_global_model.pt.part").write_bytes(b"left by an interrupted download")
+        again = c.run(command)
+        torch.save({"w": torch.zeros(4)}, first)  # the user's own file under that name now
+        second_out = c.run(command)
         relative = downloaded_path(c.run(f"download_job_component {job_id} MODEL_global_model models"))
     # the record's original name FL_global_model.pt gives the extension; __1 goes before it
     assert first == str(folder / "MODEL_global_model.pt")
+    size = stored.stat().st_size
+    part = folder / "MODEL_global_model.pt.part"
+    assert again.split("\n")[:2] == [
+        f"downloading MODEL_global_model: removed {part}: the file it was the beginning of is there",
+        f"MODEL_global_model of job {job_id} is already downloaded: {first} holds the recorded {size} bytes "
+        "(sha256 verified); nothing was transferred",
+    ], again
+    assert not part.exists()
+    second = downloaded_path(second_out)
     assert second == str(folder / "MODEL_global_model__1.pt")
+    assert f"\n{first} holds other bytes (another version of MODEL_global_model?): kept as it is\n" in second_out
     assert relative == str(flare_system.transfer_dir() / "models" / "MODEL_global_model.pt")
-    for p in (first, second, relative):
+    for p in (second, relative):
         assert sha256(p) == sha256(stored)
-    assert torch.equal(torch.load(first, weights_only=True)["w"], torch.full((4,), 2.0))
+    assert torch.equal(torch.load(second, weights_only=True)["w"], torch.full((4,), 2.0))
+    assert torch.equal(torch.load(first, weights_only=True)["w"], torch.zeros(4))
 
 
 def test_large_download_shows_progress_in_constant_memory(flare_system, console_job, tmp_path):

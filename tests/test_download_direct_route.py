@@ -118,6 +118,25 @@ def test_route_serves_only_the_admin_who_opened_the_transfer(flare_system, direc
     assert ended(flare_system, transfer[TRANSFER_ID]) == ("ok", SIZE, SIZE)
 
 
+def test_a_resumed_download_asks_for_the_rest_only(flare_system, direct_job):
+    """X-NVFlare-Fork-Offset: the response carries bytes start..size, and only those are served."""
+    job_id, data = direct_job
+    start = 20 * MIB + 3
+    with flare_system.session() as sess:
+        transfer = open_transfer(sess, job_id)
+        endpoint = direct_endpoint(sess.api.cell)
+        with pytest.raises(DirectUnavailable) as e:  # the reader checks the length it asked for
+            read_direct(endpoint, ROUTE, transfer[TRANSFER_ID], SIZE + 1, lambda b: None, timeout=10, start=SIZE)
+        assert str(e.value) == (
+            f"the server refused it (HTTP 416: X-NVFlare-Fork-Offset '{SIZE}' is not a byte offset below {SIZE})"
+        )
+        got = bytearray()
+        read_direct(endpoint, ROUTE, transfer[TRANSFER_ID], SIZE, got.extend, timeout=10, start=start)
+        assert got == data[start:]
+        RangeSource(sess.api.cell, transfer, timeout=10).end("ok")
+    assert ended(flare_system, transfer[TRANSFER_ID]) == ("ok", SIZE - start, SIZE - start)
+
+
 @pytest.fixture
 def cut_kit(flare_system, tmp_path):
     """A copy of the project admin's kit that connects through a CuttingProxy."""

@@ -20,7 +20,8 @@ the cap would need. While a job runs (a numpy job whose client sleeps in its tas
 downloads through the FLARE API (direct HTTPS response), two at once, and raw ranges
 through the admin cell must each take at least the time the cap allows for their bytes:
 lower bounds (a loaded host only makes downloads slower), with a generous upper bound so a
-cap that stalls downloads fails too. Unpaced, the same host moves these sizes in well
+cap that stalls downloads fails too; upstream's DownloadService chunks of a folder download
+too (folder_chunk_offload). Unpaced, the same host moves these sizes in well
 under a second (docs/performance.md), so a lost pace fails the lower bounds. Bad values
 stop the server at startup with the message checked exactly.
 """
@@ -35,7 +36,7 @@ import threading
 import time
 
 import pytest
-from flare_system import FlareSystem
+from flare_system import PROJECT_ADMIN, FlareSystem
 from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
@@ -159,6 +160,63 @@ def test_ranges_keep_to_the_same_cap(training):
         source.end("ok")
     assert got == data[:length]
     assert SLACK * length / (RATE * MB) <= seconds < 60, seconds
+
+
+@pytest.mark.system
+@pytest.mark.slow
+def test_folder_chunks_keep_to_the_same_cap(training, tmp_path):
+    """download_job_components pulled the upstream way (DownloadService chunks only): its
+    chunks are paced too, in the fork's download threads (folder_chunk_offload)."""
+    from nvflare.fuel.f3.streaming.file_downloader import download_file
+    from nvflare.fuel.hci.proto import MetaKey
+
+    system, job_id, data = training
+    with system.session() as sess:
+        meta = sess.api.server_execute(f"download_job_components {job_id}")["meta"]
+        (ref_id,) = [ref for rel_path, ref in meta[MetaKey.FILES] if rel_path.endswith("MODEL_paced")]
+        started = time.time()
+        error, path = download_file(meta[MetaKey.SOURCE_FQCN], ref_id, 30.0, sess.api.cell, location=str(tmp_path))
+        seconds = time.time() - started
+    assert error is None, error
+    assert sha256(path) == sha256_of(data)
+    assert SLACK * SIZE / (RATE * MB) <= seconds < 60, seconds
+
+
+@pytest.mark.system
+@pytest.mark.slow
+def test_folder_chunks_beyond_the_account_bound_are_refused(training):
+    """12 chunk requests of one account at once, each paced for 0.5 s (5 MiB at 10 MB/s):
+    admin_download_ranges_per_user (8) are admitted at a time, the rest refused at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
+    from nvflare.fuel.f3.streaming.download_service import request_download_chunk
+    from nvflare.fuel.hci.proto import MetaKey
+    from nvflare.private.fed.server.folder_chunk_offload import busy_message
+
+    system, job_id, _ = training
+    with system.session() as sess:
+        meta = sess.api.server_execute(f"download_job_components {job_id}")["meta"]
+        (ref_id,) = [ref for rel_path, ref in meta[MetaKey.FILES] if rel_path.endswith("MODEL_paced")]
+
+        def ask(_):
+            t0 = time.time()
+            reply = request_download_chunk(meta[MetaKey.SOURCE_FQCN], ref_id, None, 30.0, sess.api.cell)
+            rc = reply.get_header(MessageHeaderKey.RETURN_CODE, ReturnCode.OK)
+            return rc, reply.get_header(MessageHeaderKey.ERROR), time.time() - t0
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(ask, range(12)))
+    refused = [a for a in answers if a[0] != ReturnCode.OK]
+    # 8 at a time: more than 8 in all when the first were answered before the last arrived
+    assert refused and len(answers) - len(refused) >= 8, answers
+    expected = busy_message(PROJECT_ADMIN, 8)
+    assert expected == (
+        "chunk refused: the account admin@nvidia.com already has 8 download chunk requests in flight "
+        "(admin_download_ranges_per_user = 8); ask for the next chunk when one is answered"
+    )
+    assert {(rc, error) for rc, error, _ in refused} == {(ReturnCode.SERVICE_UNAVAILABLE, expected)}, refused
+    assert max(seconds for _, _, seconds in refused) < 1.0, answers  # at once: the 8th admitted waits ~3.5 s
 
 
 def sha256_of(data: bytes) -> str:

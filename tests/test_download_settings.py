@@ -245,7 +245,7 @@ LIMITS = "from nvflare.fuel.hci.server.download_settings import download_limits 
 def test_limit_defaults_and_environment():
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NVFLARE_ADMIN_DOWNLOAD")}
     out = subprocess.run([sys.executable, "-c", LIMITS], env=clean, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0, 16)", out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "(8, 64, 60.0, 16, 16)", out.stderr
     env = {
         "NVFLARE_ADMIN_DOWNLOAD_SESSION_LIMIT": "3",
         "NVFLARE_ADMIN_DOWNLOAD_SERVER_LIMIT": "5",
@@ -255,7 +255,7 @@ def test_limit_defaults_and_environment():
     out = subprocess.run(
         [sys.executable, "-c", LIMITS], env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
-    assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5, 4)", out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "(3, 5, 7.5, 4, 1)", out.stderr
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,8 @@ def test_pt_job_backfilled_then_downloaded_byte_for_byte(flare_system, tmp_path)
             "hashed": "store",
             "backfilled": True,
             "source": "workspace:app_server/FL_global_model.pt",
+            "block_size": 64 * 1024 * 1024,  # measured in the same pass: a download of it can resume
+            "block_sha256": [sha(final)],
         }
         assert records[BEST]["sha256"] == sha(best) and records[BEST]["backfilled"] is True
         got_final = sess.download_job_component(job_id, GLOBAL, str(tmp_path / "dl"))

@@ -49,18 +49,21 @@ def project():
     return ca, key, cert
 
 
+STATEMENT_ARGS = dict(
+    project="example_project",
+    server="server1",
+    job_id="j1",
+    job_name="hello",
+    submitter="admin@a.org",
+    component="MODEL_best_global_model",
+    record=RECORD,
+    stored_at="2026-11-30T00:00:00Z",
+    fork_version="2.9.0+model.1",
+)
+
+
 def statement(**over):
-    s = mp.make_statement(
-        project="example_project",
-        server="server1",
-        job_id="j1",
-        job_name="hello",
-        submitter="admin@a.org",
-        component="MODEL_best_global_model",
-        record=RECORD,
-        stored_at="2026-11-30T00:00:00Z",
-        fork_version="2.9.0+model.1",
-    )
+    s = mp.make_statement(**STATEMENT_ARGS)
     s.update(over)
     return s
 
@@ -86,8 +89,12 @@ def test_signed_statement_verifies_and_says_by_whom(project):
     s = mp.verify_provenance(prov, ca.pem, SHA, len(DATA), component="MODEL_best_global_model", job_id="j1")
     assert (s["round"], s["metric_value"], s["submitter"], s["file_name"]) == (4, 0.1 + 0.2, "admin@a.org", "model.pt")
     assert "transfer" not in s  # how the store received it is not a claim about the model
-    assert mp.verified_line(s) == "signature verified (server server1, project example_project)"
-    assert mp.signer_summary(prov) == "server1 (example_project)"
+    assert mp.verified_line(s, mp.signature_kind(prov)) == (
+        "signature verified (server server1, project example_project); weaker: signed with the server's TLS key, not "
+        "a dedicated model-signing key; where the server's job processes can read that key (POC, kits run with the "
+        "process launcher) any job's code could have signed this statement"
+    )
+    assert mp.signer_summary(prov) == "server1 (example_project), weaker: TLS key"
     # a float metric survives the JSON round trip of the job meta and of the proof file
     again = json.loads(mp.proof_document(json.loads(json.dumps(prov))))
     assert mp.verify_provenance(again, ca.pem, SHA, len(DATA))["metric_value"] == 0.1 + 0.2
@@ -232,3 +239,148 @@ def test_signer_without_a_key_stores_unsigned(tmp_path, project):
     assert provenance_for(str(startup), {}, "j1", "MODEL_global_model", RECORD) == {
         "unsigned": "signing failed on the server (ValueError)"
     }
+
+
+# -- strong (dedicated model-signing certificate) versus weaker (TLS certificate) -------------
+def _dedicated(ca, name="server1", org="nvidia"):
+    from nvflare.lighter.impl.model_signing import issue_certificate, key_pem, new_private_key
+
+    key = new_private_key()
+    cert = issue_certificate(key.public_key(), name, org, ca.cert, ca.key)
+    from cryptography.hazmat.primitives import serialization
+
+    return key_pem(key), cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_dedicated_certificate_signs_strong_and_strict_refuses_the_tls_key(project):
+    ca, tls_key, tls_cert = project
+    key, cert = _dedicated(ca)
+    strong = mp.sign_statement(statement(), key, cert)
+    assert mp.signature_kind(strong) == mp.STRONG
+    s = mp.verify_provenance(strong, ca.pem, SHA, len(DATA), server_identity="server1", require_strong=True)
+    assert mp.verified_line(s, mp.STRONG) == (
+        "signature verified (server server1, project example_project); strong: signed with the server's dedicated "
+        "model-signing key"
+    )
+    assert mp.signer_summary(strong) == "server1 (example_project)"
+
+    weak = mp.sign_statement(statement(), tls_key, tls_cert)
+    assert mp.verify_provenance(weak, ca.pem, SHA, len(DATA), server_identity="server1")  # still verifies
+    with pytest.raises(mp.ProvenanceRefused) as e:
+        mp.verify_provenance(weak, ca.pem, SHA, len(DATA), server_identity="server1", require_strong=True)
+    assert e.value.check == mp.WEAKER_REFUSED
+    assert str(e.value) == (
+        "weaker signature refused: strong provenance is required and this one is weaker: signed with the server's "
+        "TLS key, not a dedicated model-signing key; where the server's job processes can read that key (POC, kits "
+        "run with the process launcher) any job's code could have signed this statement"
+    )
+    # the content checks come first: a weaker statement for other bytes says so under strict too
+    assert refused(weak, ca.pem, sha="0" * 64).startswith("statement does not match the bytes")
+
+
+def test_the_strong_mark_cannot_be_forged_by_a_key_holder(project):
+    """Whoever holds the TLS key (any job on POC) cannot make a certificate with the model-signing usage."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca, tls_key, tls_cert = project
+    holder = serialization.load_pem_private_key(tls_key, password=None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # a certificate with the usage, "issued" under the project's name but signed by the TLS key
+    fake = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "server1")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(holder.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([mp.MODEL_SIGNING_EKU]), critical=True)
+        .sign(holder, hashes.SHA256())
+    )
+    forged = mp.sign_statement(statement(), tls_key, fake.public_bytes(serialization.Encoding.PEM))
+    assert refused(forged, ca.pem) == (
+        "certificate not issued by this project's root CA: the certificate names CN=example_project as issuer but "
+        "that root CA's key did not sign it"
+    )
+    # the genuine dedicated certificate with a statement signed by the TLS key
+    key, cert = _dedicated(ca)
+    mixed = mp.sign_statement(statement(), tls_key, cert)
+    assert refused(mixed, ca.pem) == "bad signature: the statement was not signed by the key of certificate 'server1'"
+    # dropping or adding statement fields changes nothing about the kind: it is the certificate's
+    weak = mp.sign_statement({**statement(), "signed_with": "model-signing key"}, tls_key, tls_cert)
+    assert mp.signature_kind(weak) == mp.WEAKER
+    # a model-signing certificate issued to a client site is not the server's
+    site_key, site_cert = _dedicated(ca, name="site-1")
+    with pytest.raises(mp.ProvenanceRefused) as e:
+        mp.verify_provenance(
+            mp.sign_statement(statement(server="site-1"), site_key, site_cert),
+            ca.pem,
+            SHA,
+            len(DATA),
+            server_identity="server1",
+            require_strong=True,
+        )
+    assert str(e.value) == (
+        "certificate is not the project's server certificate: it was issued to 'site-1', the project's server is 'server1'"
+    )
+
+
+def test_a_ca_certificate_with_the_usage_is_not_strong(project):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    ca = project[0]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "server1")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(ca.key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([mp.MODEL_SIGNING_EKU]), critical=True)
+        .sign(ca.key, hashes.SHA256())
+    )
+    assert not mp.is_model_signing_certificate(cert)
+
+
+def test_unchecked_and_job_reported_are_in_the_signed_statement(project):
+    s = mp.make_statement(
+        **STATEMENT_ARGS,
+        unchecked=["that models/x.npy was a regular file"],
+        job_reported=("file_name", "round", "not_there"),
+    )
+    assert (s["unchecked"], s["job_reported"]) == (["that models/x.npy was a regular file"], ["file_name", "round"])
+    prov = mp.sign_statement(s, project[1], project[2])
+    assert mp.signer_summary(prov) == "server1 (example_project), weaker: TLS key, with unchecked origin"
+    assert mp.verified_line(s, mp.STRONG).endswith(
+        "strong: signed with the server's dedicated model-signing key; unchecked: that models/x.npy was a regular file"
+    )
+
+
+def test_the_admin_kits_requirement_and_its_env_override(tmp_path, monkeypatch):
+    """component_provenance reads model_provenance from the kit beside the session's rootCA.pem."""
+    from types import SimpleNamespace
+
+    from nvflare.fuel.hci.client.component_provenance import required_provenance
+
+    startup = tmp_path / "startup"
+    startup.mkdir()
+    api = SimpleNamespace(ca_cert=str(startup / "rootCA.pem"))  # what AdminAPI keeps of the kit
+    monkeypatch.delenv("NVFLARE_MODEL_PROVENANCE", raising=False)
+    assert required_provenance(api) == ("any", "default")
+    (startup / "fed_admin.json").write_text(json.dumps({"admin": {"model_provenance": "signed"}}))
+    assert required_provenance(api) == ("signed", f"model_provenance in {startup / 'fed_admin.json'}")
+    monkeypatch.setenv("NVFLARE_MODEL_PROVENANCE", "strong")
+    assert required_provenance(api) == ("strong", "env NVFLARE_MODEL_PROVENANCE")
+    monkeypatch.setenv("NVFLARE_MODEL_PROVENANCE", "Strong")
+    with pytest.raises(ValueError) as e:
+        required_provenance(api)
+    assert str(e.value) == "invalid env NVFLARE_MODEL_PROVENANCE: 'Strong' must be one of any, signed, strong"

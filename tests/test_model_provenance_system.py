@@ -44,6 +44,10 @@ from nvflare.apis.utils.model_provenance import make_statement, sign_statement, 
 pytestmark = pytest.mark.system
 
 PROJECT = "example_project"
+WEAKER = (
+    "weaker: signed with the server's TLS key, not a dedicated model-signing key; where the server's job processes "
+    "can read that key (POC, kits run with the process launcher) any job's code could have signed this statement"
+)
 
 
 def _cn(path) -> str:
@@ -119,7 +123,7 @@ def test_published_model_is_signed_and_listed(flare_system, signed_job, server_n
     assert prov["algorithm"] == "RSA-PSS-SHA256"
     with flare_system.session() as sess:
         rows = {r["name"]: r for r in sess.list_job_component_info(signed_job)}
-    assert rows[GLOBAL]["signed_by"] == f"{server_name} ({PROJECT})"
+    assert rows[GLOBAL]["signed_by"] == f"{server_name} ({PROJECT}), weaker: TLS key"
     assert "provenance" not in rows[GLOBAL]  # the listing shows who, the download verifies
 
 
@@ -129,7 +133,8 @@ def test_console_listing_shows_who_signed(flare_system, signed_job, server_name)
         out = c.run(f"list_job_component_info {signed_job}")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
     signed_by = {row[0]: row[rows[0].index("SIGNED BY")] for row in rows[1:]}
-    assert signed_by[GLOBAL] == f"{server_name} ({PROJECT})" and signed_by["LOG_site-9"] == "not signed", out
+    assert signed_by[GLOBAL] == f"{server_name} ({PROJECT}), weaker: TLS key", out
+    assert signed_by["LOG_site-9"] == "not signed", out
 
 
 def test_console_download_verifies_and_offline_verify(flare_system, signed_job, server_name, tmp_path):
@@ -137,7 +142,7 @@ def test_console_download_verifies_and_offline_verify(flare_system, signed_job, 
     out = console_download(flare_system, signed_job, GLOBAL, dest)
     model = dest / f"{GLOBAL}.pt"
     proof = dest / f"{GLOBAL}.pt.provenance.json"
-    assert f"signature verified (server {server_name}, project {PROJECT}); proof in {proof}" in out, out
+    assert f"signature verified (server {server_name}, project {PROJECT}); {WEAKER}; proof in {proof}" in out, out
     assert sorted(p.name for p in dest.iterdir()) == sorted([model.name, proof.name])
 
     ok = verify_cli(flare_system, str(model), "--ca", str(root_ca(flare_system)))
@@ -148,10 +153,12 @@ def test_console_download_verifies_and_offline_verify(flare_system, signed_job, 
         f"('prov_model' by admin@nvidia.com)"
     ), ok.stdout
     assert f"1048576 bytes, sha256 {sha}" in ok.stdout and ok.stdout.count("\n") == 1
+    assert ok.stdout.strip().endswith(f"; {WEAKER}"), ok.stdout
     as_json = json.loads(
         verify_cli(flare_system, str(model), "--ca", str(root_ca(flare_system)), "--format", "json").stdout
     )
-    assert (as_json["status"], as_json["statement"]["sha256"]) == ("ok", sha)
+    assert (as_json["status"], as_json["statement"]["sha256"], as_json["kind"]) == ("ok", sha, "weaker")
+    assert as_json["weaker_reason"] == WEAKER[len("weaker: ") :]
 
     # a modified copy (the proof copied along) fails; so does a copy without its proof
     copy = tmp_path / "copy.pt"

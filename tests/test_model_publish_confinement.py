@@ -111,8 +111,9 @@ def guard_refusal(job_id, setting, value, real, run) -> str:
 
 
 GUARD_RULE = (
-    "a job's model persistor may write files only inside the job's own run folder, and read them only there "
-    "or in a directory of the server setting model_persistor_allowed_dirs"
+    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
+    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
+    "startup/, local/, other jobs' folders or the job store"
 )
 
 
@@ -144,7 +145,7 @@ def test_lead_config_only_job_cannot_publish_the_server_key(guarded_system, tmp_
         "P1",
         "refused before the job starts (persistor_path_guard): `Job <job>: refused persistor 'persistor' "
         "(PTFileModelPersistor): best_global_model_file_name '<kit>/startup/server.key' (write) resolves to "
-        "'<kit>/startup/server.key', outside the job's run folder '<kit>/<job>': a job's model persistor may write "
+        "'<kit>/startup/server.key', outside the job's run folder '<kit>/<job>': a job's components may write "
         "files only inside the job's own run folder, ...` (same for the global model's path); job "
         "FINISHED:EXECUTION_EXCEPTION; no MODEL_ component, no record; the key file unchanged",
     )

@@ -96,6 +96,8 @@ def test_pt_job_publishes_with_the_sha256_computed_while_it_trained(flare_system
             "job",
             "link",
         )
+        # the job's pre-hasher measured the block hashes too (one block: the file is under 64 MiB)
+        assert (record["block_size"], record["block_sha256"]) == (64 * 1024 * 1024, [sha])
         stored_line = (
             f"Stored {kind} model '{file_name}' of job {job_id} as {component} "
             f"({len(stored)} bytes, sha256 {sha[:12]} from the job process, link)"

@@ -31,7 +31,8 @@ from nvflare.app_common.abstract.model_persistor import ModelPersistor
 from nvflare.app_common.ccwf.comps.np_file_model_persistor import NPFileModelPersistor
 from nvflare.app_common.np.np_model_persistor import NPModelPersistor
 from nvflare.app_common.widgets import persistor_path_guard as guard
-from nvflare.app_common.widgets.persistor_paths import READ, WRITE, JobFolders, persistor_paths
+from nvflare.app_common.widgets.component_paths import configured_paths as persistor_paths
+from nvflare.app_common.widgets.persistor_paths import READ, WRITE, JobFolders
 from nvflare.app_common.workflows.lr.np_persistor import LRModelPersistor
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
@@ -43,6 +44,7 @@ PT = "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor"
 def ws(tmp_path, monkeypatch):
     """A server workspace with a deployed job: <root>/<job>/app_server/config/environment.json."""
     monkeypatch.delenv(guard.env_var_name(guard.ALLOWED_DIRS), raising=False)
+    monkeypatch.delenv(guard.env_var_name(guard.READ_ALLOWED_DIRS), raising=False)
     root = tmp_path / "server"
     app = root / JOB / "app_server"
     (app / "config").mkdir(parents=True)
@@ -202,36 +204,38 @@ def test_tf_sklearn_xgboost_rules(ws):
     assert rows(persistor_paths(xgb, {"save_name": "/etc/passwd"}, f)) == [("save_name", "/etc/passwd", WRITE)]
 
 
-def test_unknown_persistors_get_the_generic_rule_and_other_components_none(ws):
+def test_a_persistor_subclass_s_own_arguments_get_the_general_rule(ws):
+    """Arguments the base's rule does not cover: path-named ones, and any value that looks like a path."""
     f = folders(ws)
 
     class MyPersistor(PTFileModelPersistor):
-        def __init__(self, weights_path="w.pt", note="/not/a/path/arg", **kwargs):
+        def __init__(self, weights_path="w.pt", note="", **kwargs):
             super().__init__(**kwargs)
 
-    got = rows(persistor_paths(MyPersistor, {"weights_path": "/srv/other/w.pt", "note": "/x"}, f))
+    got = rows(persistor_paths(MyPersistor, {"weights_path": "/srv/other/w.pt", "note": "/x", "tag": "v1"}, f))
     assert ("weights_path", "/srv/other/w.pt", WRITE) in got
-    assert [r for r in got if r[0] == "note"] == []
-    assert persistor_paths(argparse.Namespace, {"file_name": "/etc/passwd"}, f) == []
+    assert ("note", "/x", WRITE) in got  # absolute: a path whatever the argument is called
+    assert [r for r in got if r[0] == "tag"] == []  # a plain word in an argument not named for paths
 
 
-def test_allowed_dirs_setting(monkeypatch):
-    name = guard.env_var_name(guard.ALLOWED_DIRS)
-    assert name == "NVFLARE_MODEL_PERSISTOR_ALLOWED_DIRS"
-    monkeypatch.setenv(name, '["/data/models", "/srv/ckpt/"]')
+def test_allowed_dirs_settings_both_names_add_up(monkeypatch):
+    old, new = guard.env_var_name(guard.ALLOWED_DIRS), guard.env_var_name(guard.READ_ALLOWED_DIRS)
+    assert (old, new) == ("NVFLARE_MODEL_PERSISTOR_ALLOWED_DIRS", "NVFLARE_JOB_READ_ALLOWED_DIRS")
+    monkeypatch.setenv(old, '["/data/models", "/srv/ckpt/"]')
     assert guard.load_allowed_dirs() == ("/data/models", "/srv/ckpt")
-    monkeypatch.setenv(name, os.pathsep.join(["/a", "/b"]))
-    assert guard.load_allowed_dirs() == ("/a", "/b")
-    monkeypatch.setenv(name, '["models"]')
-    with pytest.raises(ValueError) as e:
-        guard.load_allowed_dirs()
-    assert str(e.value) == (
-        "invalid model_persistor_allowed_dirs (server local/resources.json or env "
-        "NVFLARE_MODEL_PERSISTOR_ALLOWED_DIRS): 'models' is not an absolute directory"
-    )
-    monkeypatch.setenv(name, "/")
-    with pytest.raises(ValueError, match="'/' would allow every file of the server"):
-        guard.load_allowed_dirs()
+    monkeypatch.setenv(new, os.pathsep.join(["/srv/ckpt", "/eval"]))
+    assert guard.load_allowed_dirs() == ("/srv/ckpt", "/eval", "/data/models")
+    for name, value, problem in (
+        (old, '["models"]', "'models' is not an absolute directory"),
+        (new, "[/data/models]", "'[/data/models]' is not a JSON list: Expecting value: line 1 column 2 (char 1)"),
+        (new, "/", "'/' would allow every file of the site"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError) as e:
+            guard.load_allowed_dirs()
+        key = guard.ALLOWED_DIRS if name == old else guard.READ_ALLOWED_DIRS
+        assert str(e.value) == f"invalid {key} (site local/resources.json or env {name}): {problem}"
+        monkeypatch.delenv(name)
 
 
 def build_context(ws, config: dict) -> FLContext:
@@ -251,9 +255,7 @@ def test_check_component_names_persistor_setting_path_and_rule(ws):
     run = os.path.realpath(ws / JOB)
     assert guard.check_component(build_context(ws, config)) == [
         f"refused persistor 'persistor' (PTFileModelPersistor): best_global_model_file_name {key!r} (write) "
-        f"resolves to {key!r}, outside the job's run folder {run!r}: a job's model persistor may write files "
-        "only inside the job's own run folder, and read them only there or in a directory of the server "
-        "setting model_persistor_allowed_dirs"
+        f"resolves to {key!r}, outside the job's run folder {run!r}: {guard.RULE}"
     ]
     fine = {"id": "persistor", "path": PT, "args": {"global_model_file_name": "sub/final.pt"}}
     assert guard.check_component(build_context(ws, fine)) == []
@@ -261,6 +263,6 @@ def test_check_component_names_persistor_setting_path_and_rule(ws):
         "id": "agg",
         "path": "nvflare.app_common.aggregators.intime_accumulate_model_aggregator."
         "InTimeAccumulateWeightedAggregator",
-        "args": {"expected_data_kind": "/etc/passwd"},
+        "args": {"expected_data_kind": "WEIGHTS"},
     }
     assert guard.check_component(build_context(ws, other)) == []

@@ -11,42 +11,56 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""A job's persistor config cannot make the server read or write files outside the job (persistor_path_guard).
+"""A job's config cannot make a component read or write files outside the job (persistor_path_guard).
 
-A real provisioned POC system (server, two sites, leads of two orgs) whose operator allowed
-PTFileModelPersistor for config-only jobs and keeps pre-trained checkpoints in one
-directory listed in model_persistor_allowed_dirs. A lead's config-only job that starts
-from such a checkpoint trains one round and saves its model (the job every attack below is
-a variant of, so each attack would read or write for real if the guard let it through).
-The attacks: model file names that are absolute paths (another job's stored model, a file
-in the allowed directory) or climb out with ``..`` (the server's startup/fed_server.json),
-an environment.json checkpoint folder outside, and another org's lead naming a finished
-job's stored model as its checkpoint (absolute, and through ``..``).
+A real provisioned POC system (server, two sites, leads of two orgs, upstream's default
+authorization policy) whose operator allowed PTFileModelPersistor for config-only jobs and
+keeps pre-trained checkpoints in a directory listed in model_persistor_allowed_dirs (the
+setting's first name) and models for evaluation in one listed in job_read_allowed_dirs.
+
+Persistors: a lead's config-only job that starts from such a checkpoint trains one round
+and saves its model (the job every persistor attack below is a variant of, so each attack
+would read or write for real if the guard let it through). The attacks: model file names
+that are absolute paths (another job's stored model, a file in the allowed directory) or
+climb out with ``..`` (the server's startup/fed_server.json), an environment.json
+checkpoint folder outside, and another org's lead naming a finished job's stored model as
+its checkpoint (absolute, and through ``..``).
+
+Every other component (default allow-list only): another org's lead aims
+CrossSiteModelEval's NPModelLocator at a finished numpy job's stored model (without the
+guard the server loads it, keeps it in the attacker's run folder and sends it to both
+sites); the same locator aimed at the operator's evaluation folder works; and a client-side
+NPFileModelPersistor aimed at the site's key and another job's folder is refused at the
+client.
 """
 
 import hashlib
 import json
 import os
 import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 from flare_system import FlareSystem
 from job_components import LEAD, OTHER_ORG_LEAD, add_role_users
 from model_jobs import GLOBAL, PUBLISHER, server_config_path
+from path_guard_jobs import client_persistor_job, cse_locator_job, files_holding, numpy_victim_job, victim_weights
 from publish_attacks import PT_PERSISTOR, log_of, pt_config_only_job, run_folder, stored_models
 
 pytestmark = pytest.mark.system
 
 RULE = (
-    "a job's model persistor may write files only inside the job's own run folder, and read them only there "
-    "or in a directory of the server setting model_persistor_allowed_dirs"
+    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
+    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
+    "startup/, local/, other jobs' folders or the job store"
 )
 LOADING = "Loading checkpoint from "
 
 
-def refusal(job_id, setting, value, access, real, run) -> str:
+def refusal(job_id, setting, value, access, real, run, who="persistor 'persistor' (PTFileModelPersistor)") -> str:
     return (
-        f"Job {job_id}: refused persistor 'persistor' (PTFileModelPersistor): {setting} {value!r} ({access}) "
+        f"Job {job_id}: refused {who}: {setting} {value!r} ({access}) "
         f"resolves to {str(real)!r}, outside the job's run folder {str(run)!r}: {RULE}"
     )
 
@@ -62,14 +76,26 @@ def pretrained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory, pretrained):
+def evaluation_models(tmp_path_factory):
+    """The operator's folder of models for evaluation (job_read_allowed_dirs): server.npy."""
+    folder = tmp_path_factory.mktemp("evaluation_models")
+    np.save(folder / "server.npy", np.full((3, 3), 7.25, dtype=np.float32))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, pretrained, evaluation_models):
     from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
 
     system = FlareSystem(tmp_path_factory.mktemp("flare_persistor_guard"), project_edit=add_role_users)
     try:
         system.prepare()
         allowed = sorted(set(DEFAULT_CLASS_ALLOW_LIST) | {PT_PERSISTOR, "torch.nn.Linear", PUBLISHER})
-        system.set_server_settings(class_allow_list=allowed, model_persistor_allowed_dirs=[str(pretrained)])
+        system.set_server_settings(
+            class_allow_list=allowed,
+            model_persistor_allowed_dirs=[str(pretrained)],
+            job_read_allowed_dirs=[str(evaluation_models)],
+        )
         system.start()
         yield system
     finally:
@@ -124,13 +150,15 @@ def refused_job_outcome(system, job_id, meta, before_loading: int):
     return log
 
 
-def test_checkpoint_in_an_allowed_dir_is_loaded_and_a_normal_job_is_unaffected(guarded, pretrained, normal_job):
+def test_checkpoint_in_an_allowed_dir_is_loaded_and_a_normal_job_is_unaffected(
+    guarded, pretrained, evaluation_models, normal_job
+):
     job_id, meta = normal_job
     assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded.tail_console()}"
     log = log_of(guarded)
     assert f"{LOADING}{pretrained / 'init.pt'}" in log
     assert f"Job {job_id}: refused persistor" not in log
-    assert f"Job persistors may read checkpoints from: {pretrained}" in log
+    assert f"Job components may read files from (job_read_allowed_dirs): {evaluation_models}, {pretrained}" in log
     assert stored_models(guarded, job_id) == [GLOBAL]
     import torch
 
@@ -215,3 +243,102 @@ def test_other_orgs_lead_cannot_load_another_jobs_stored_model(guarded, normal_j
     with guarded.session() as sess:
         assert not [c for c in sess.list_job_components(job_id) if c.startswith("MODEL_")]
     assert open(target, "rb").read() == data
+
+
+# -- every other component: CrossSiteModelEval + NPModelLocator, and a client's persistor ---------------
+LOADED = "Loaded server model from "
+
+
+@pytest.fixture(scope="module")
+def numpy_victim(guarded, tmp_path_factory):
+    """A lead's finished numpy job: its stored MODEL_global_model is the victim's model (a .npy file)."""
+    job_id, meta = guarded.submit_and_wait(numpy_victim_job(tmp_path_factory.mktemp("np_victim")), user=LEAD)
+    assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded.tail_console()}"
+    stored = guarded.job_store_dir(job_id) / GLOBAL
+    np.testing.assert_array_equal(np.load(stored), victim_weights())
+    return job_id, os.path.realpath(stored)
+
+
+def site_dirs(system) -> list:
+    return [system.prod / f"site-{i + 1}" for i in range(system.n_clients)]
+
+
+def attacker_download(system, job_id, tmp_path) -> Path:
+    """The attacker's own job, as download_job gives it to them."""
+    with system.session(OTHER_ORG_LEAD) as sess:
+        return Path(sess.download_job_result(job_id, str(tmp_path / "download")))
+
+
+def test_cse_locator_aimed_at_another_orgs_stored_model_is_refused_before_build(guarded, numpy_victim, tmp_path):
+    victim, stored = numpy_victim
+    victim_bytes = victim_weights().tobytes()
+    job = cse_locator_job(tmp_path, "steal_by_cse", model_name=stored)
+    job_id, meta = guarded.submit_and_wait(job, user=OTHER_ORG_LEAD, timeout=120)
+
+    assert meta["submitter_name"] == OTHER_ORG_LEAD
+    assert meta["status"] == "FINISHED:EXECUTION_EXCEPTION", f"{meta}\n{guarded.tail_console()}"
+    log = log_of(guarded)
+    line = refusal(
+        job_id,
+        "model_name",
+        stored,
+        "read",
+        stored,
+        run_folder(guarded, job_id),
+        who="model locator 'model_locator' (NPModelLocator)",
+    )
+    assert line in log, guarded.tail_console()
+    assert "component not authorized: refused model locator 'model_locator'" in log
+    assert f"{LOADED}{stored}" not in log, "the locator was built and loaded the victim's model"
+    # nothing of the victim's model in what the attacker downloads, at any site, or in the attacker's store folder
+    download = attacker_download(guarded, job_id, tmp_path)
+    assert files_holding(download, victim_bytes) == []
+    assert [p for s in site_dirs(guarded) for p in files_holding(s / job_id, victim_bytes)] == []
+    assert store_files_equal_to(guarded, job_id, open(stored, "rb").read()) == []
+    # the refusal is audited in the job's audit file, under the submitter's name
+    audits = [p for p in download.rglob("audit.log") if "component_authorization.path_refused" in p.read_text()]
+    assert audits and OTHER_ORG_LEAD in audits[0].read_text(), list(download.rglob("*"))
+
+
+def test_the_same_locator_reads_a_model_in_the_operators_allowed_folder(guarded, evaluation_models, tmp_path):
+    model = os.path.realpath(evaluation_models / "server.npy")
+    job_id, meta = guarded.submit_and_wait(cse_locator_job(tmp_path, "evaluate", model_name=model), user=OTHER_ORG_LEAD)
+    assert meta["status"] == "FINISHED:COMPLETED", f"{meta}\n{guarded.tail_console()}"
+    log = log_of(guarded)
+    assert f"{LOADED}{model}." in log
+    assert f"Job {job_id}: refused" not in log
+    download = attacker_download(guarded, job_id, tmp_path)
+    weights = np.full((3, 3), 7.25, dtype=np.float32).tobytes()
+    assert [Path(p).name for p in files_holding(download, weights)] == ["SRV_server"]
+    (results,) = download.rglob("cross_val_results.json")
+    assert sorted(json.loads(results.read_text())) == ["site-1", "site-2"]  # both sites validated it
+
+
+def test_client_side_persistor_aimed_at_the_sites_key_and_another_job_is_refused_at_the_client(
+    guarded, numpy_victim, tmp_path
+):
+    """{WORKSPACE} is each site's own workspace: one config names every site's key, and its folder of the
+    victim's job (the persistor's model_dir: read from, and written into)."""
+    victim, _ = numpy_victim
+    args = {
+        "source_ckpt_file_full_name": "{WORKSPACE}/startup/client.key",
+        "model_dir": "{WORKSPACE}/" + victim,
+        "model_file_name": "log.txt",
+    }
+    job_id, meta = guarded.submit_and_wait(client_persistor_job(tmp_path, "client_steal", args), user=OTHER_ORG_LEAD)
+    assert meta["status"] != "FINISHED:COMPLETED", f"{meta}\n{guarded.tail_console()}"
+    who = "persistor 'persistor' (NPFileModelPersistor)"
+    for site in site_dirs(guarded):
+        ws = os.path.realpath(site)
+        run = os.path.join(ws, job_id)
+        log = (site / job_id / "log.txt").read_text(errors="replace")
+        key, theirs = f"{ws}/startup/client.key", f"{ws}/{victim}"
+        for setting, value, access, real in (
+            ("source_ckpt_file_full_name", key, "read", key),
+            ("model_dir/model_file_name", f"{theirs}/log.txt", "read", f"{theirs}/log.txt"),
+            ("model_dir/last_global_model_file_name", f"{theirs}/last_global_model.npy", "write", None),
+        ):
+            line = refusal(job_id, setting, value, access, real or value, run, who=who)
+            assert line in log, log[-3000:]
+        assert not (site / victim / "last_global_model.npy").exists()
+        assert files_holding(site / job_id, (site / "startup" / "client.key").read_bytes()) == []

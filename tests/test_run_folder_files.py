@@ -329,3 +329,36 @@ def test_stream_reads_the_checked_descriptor_not_the_path(tree):
             received += chunk
         assert received == MODEL
         assert source.produce({"received_bytes": -1}, "server")[0] == ProduceRC.ERROR
+
+
+FULL_VOLUME_COPY = """
+import os, resource, signal, sys
+from nvflare.app_common.widgets.run_folder_files import open_in_run_folder
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+model, run, dest = sys.argv[1:]
+with open_in_run_folder(model, run) as opened:
+    try:
+        opened.copy_to(dest)
+    except OSError as e:
+        print(e.errno, os.path.lexists(dest))
+"""
+
+
+def test_a_copy_that_cannot_be_written_leaves_no_partial_file(tree, tmp_path):
+    """The store's copy into its staging folder on a full volume (12000 bytes, 4096 writable)."""
+    import errno
+    import subprocess
+    import sys
+
+    run, _ = tree
+    model = run / "app_server" / "FL_global_model.pt"
+    dest = tmp_path / "staged"
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_VOLUME_COPY, str(model), str(run), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.split() == [str(errno.EFBIG), "False"], proc.stderr
+    assert not dest.exists()

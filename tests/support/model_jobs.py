@@ -79,8 +79,10 @@ def _script(folder: Path, text: str):
         os.chdir(before)
 
 
-def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2) -> Path:
-    """A PyTorch FedAvg job: Client API in an external process, IntimeModelSelector on accuracy."""
+def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2, command: str = None) -> Path:
+    """A PyTorch FedAvg job: Client API in an external process, IntimeModelSelector on accuracy.
+
+    ``command`` runs the training script (default: this venv's interpreter)."""
     from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
 
     root = Path(root).resolve()
@@ -92,7 +94,7 @@ def pt_fedavg_job(root: Path, name: str = "pt_publish", num_rounds: int = 2) -> 
             num_rounds=num_rounds,
             train_script=script,
             launch_external_process=True,
-            command=f"{sys.executable} -u",
+            command=command or f"{sys.executable} -u",
             key_metric="accuracy",
         )
         recipe.export(str(root))
@@ -195,10 +197,13 @@ NP_SCHEDULE_SCRIPT = textwrap.dedent(
 )
 
 
-def tf_fedavg_job(root: Path, out_dir: Path, name: str = "tf_publish", num_rounds: int = 3) -> Path:
+def tf_fedavg_job(
+    root: Path, out_dir: Path, name: str = "tf_publish", num_rounds: int = 3, command: str = None
+) -> Path:
     """A hello-tf2 style job: TF FedAvgRecipe, TFModelPersistor, 2 sites, external-process Client API.
 
-    Imports TensorFlow in this process (the recipe needs the model object).
+    Imports TensorFlow in this process (the recipe needs the model object). ``command`` runs
+    the training script (default: this venv's interpreter).
     """
     import importlib
 
@@ -219,7 +224,7 @@ def tf_fedavg_job(root: Path, out_dir: Path, name: str = "tf_publish", num_round
                 train_script=script,
                 train_args=f"--out {out_dir}",
                 launch_external_process=True,
-                command=f"{sys.executable} -u",
+                command=command or f"{sys.executable} -u",
                 key_metric="accuracy",
             )
             recipe.export(str(root))

@@ -23,7 +23,8 @@ vanish with it when the job is deleted.
 import os
 from typing import Optional
 
-from nvflare.fuel.utils.file_digest import sha256_and_size
+from nvflare.apis.utils.component_block_hashes import BlockSha256Counter
+from nvflare.fuel.utils.file_digest import pread_blocks
 
 # Job meta key holding {component name: record}.
 COMPONENT_RECORDS_KEY = "component_records"
@@ -35,9 +36,13 @@ FORMAT = "format"
 
 
 def make_record(path: str, file_name: Optional[str] = None, model_format: Optional[str] = None, **extra) -> dict:
-    """A record for the file at ``path`` (hash and size measured now)."""
-    sha, size = sha256_and_size(path)
-    return record_of(sha, size, file_name or os.path.basename(path), model_format, **extra)
+    """A record for the file at ``path`` (hash, block hashes and size measured now, in one pass)."""
+    with open(path, "rb") as f:
+        counter = BlockSha256Counter(os.fstat(f.fileno()).st_size)
+        for block in pread_blocks(f.fileno()):
+            counter.update(block)
+    extra = {**counter.fields(), **extra}
+    return record_of(counter.hexdigest(), counter.size, file_name or os.path.basename(path), model_format, **extra)
 
 
 def record_of(sha256: str, size: int, file_name: str, model_format: Optional[str] = None, **extra) -> dict:

@@ -26,6 +26,15 @@ check, without a FLARE system, that
 * the signature over the exact statement bytes is the certificate's key's,
 * the statement describes these bytes (sha256 and size) and this component of this job.
 
+Two kinds of signature, told apart by the certificate (never by a statement field: whoever
+holds a key writes the statement, and drops any field it does not like). **Strong**: the
+certificate carries the fork's model-signing extended key usage (``MODEL_SIGNING_EKU``),
+which only the project's root CA can put there; the server keeps that key where its job
+processes cannot read it (model_signing_key). **Weaker**: the server's TLS certificate
+(upstream's, no such usage). Every job process of a POC or process-launcher deployment
+can read the TLS key, so a job's own code can make a weaker statement that verifies;
+``require_strong`` refuses them.
+
 The statement is stored as the exact bytes that were signed (canonical JSON text: sorted
 keys, no whitespace, UTF-8), so verifying never depends on re-serializing it, and
 ``openssl dgst`` can check it by hand (docs/provenance.md). The algorithm is upstream's
@@ -80,6 +89,22 @@ METRIC_MODE = "metric_mode"
 STORED_AT = "stored_at"
 FORK_VERSION = "fork_version"
 BACKFILLED = "backfilled"
+# what the server could not check about the stored bytes (backfill: the archive's member origin)
+UNCHECKED = "unchecked"
+# statement fields whose values the job's own server process reported (not checked by the server)
+JOB_REPORTED = "job_reported"
+
+# Extended key usage of the dedicated model-signing certificate (a UUID OID, ITU-T X.667:
+# no registration needed). Only the root CA can issue a certificate with it; the server's
+# TLS certificate (upstream provisioning) has no extended key usage at all.
+MODEL_SIGNING_EKU = x509.ObjectIdentifier("2.25.144176614520210240459247089676341035149")
+MODEL_SIGNING_EKU_NAME = "nvflare model signing"
+
+STRONG_LINE = "strong: signed with the server's dedicated model-signing key"
+WEAKER_REASON = (
+    "signed with the server's TLS key, not a dedicated model-signing key; where the server's job processes can "
+    "read that key (POC, kits run with the process launcher) any job's code could have signed this statement"
+)
 
 # upstream's provisioning puts the participant's role in the subject's unstructuredName
 SERVER_ROLE = "server"
@@ -93,6 +118,7 @@ OTHER_COMPONENT = "statement is for another component or job"
 OTHER_SIGNER = "statement names another server or project"
 MALFORMED = "malformed provenance"
 NOT_SIGNED = "not signed"
+WEAKER_REFUSED = "weaker signature refused"
 
 
 class ProvenanceRefused(Exception):
@@ -119,8 +145,15 @@ def make_statement(
     record: dict,
     stored_at: str,
     fork_version: str,
+    unchecked=(),
+    job_reported=(),
 ) -> dict:
-    """The statement about one stored model, from its component record and the job."""
+    """The statement about one stored model, from its component record and the job.
+
+    ``unchecked``: sentences saying what the server could not check about these bytes;
+    ``job_reported``: the statement fields whose values came from the job's own server
+    process (file name, format, round, metric; sha256 and size when the job hashed the file).
+    """
     statement = {
         TYPE: STATEMENT_TYPE,
         PROJECT: project,
@@ -141,6 +174,11 @@ def make_statement(
             statement[key] = record[key]
     if record.get(BACKFILLED):
         statement[BACKFILLED] = True
+    if unchecked:
+        statement[UNCHECKED] = [str(u) for u in unchecked]
+    reported = [k for k in job_reported if k in statement]
+    if reported:
+        statement[JOB_REPORTED] = reported
     return statement
 
 
@@ -186,15 +224,22 @@ def is_signed(provenance) -> bool:
 def signer_summary(provenance) -> str:
     """``server (project)`` of a signed provenance, as the statement and certificate say; '' if unsigned.
 
-    Unverified: for listings. Downloads and ``nvflare model verify`` verify.
+    Unverified: for listings. Downloads and ``nvflare model verify`` verify. A weaker
+    signature (the TLS key) and a statement that records what the server could not check
+    say so after the name.
     """
     if not is_signed(provenance):
         return ""
     try:
         statement = json.loads(provenance[STATEMENT])
-        return f"{statement.get(SERVER)} ({statement.get(PROJECT)})"
+        summary = f"{statement.get(SERVER)} ({statement.get(PROJECT)})"
     except (ValueError, AttributeError):
         return "?"
+    if signature_kind(provenance) != STRONG:
+        summary += ", weaker: TLS key"
+    if isinstance(statement, dict) and statement.get(UNCHECKED):
+        summary += ", with unchecked origin"
+    return summary
 
 
 def unsigned_reason(provenance) -> str:
@@ -212,7 +257,8 @@ def _load_cert(pem, what: str) -> x509.Certificate:
         raise ProvenanceRefused(MALFORMED, f"{what} is not a PEM certificate ({e})") from None
 
 
-def _check_issued_by(cert: x509.Certificate, root: x509.Certificate) -> None:
+def check_issued_by(cert: x509.Certificate, root: x509.Certificate) -> None:
+    """ProvenanceRefused(NOT_THIS_PROJECT) unless ``root`` issued ``cert`` (name and signature)."""
     issuer, root_name = cert.issuer.rfc4514_string(), root.subject.rfc4514_string()
     if cert.issuer != root.subject:
         raise ProvenanceRefused(NOT_THIS_PROJECT, f"the certificate was issued by {issuer}, the root CA is {root_name}")
@@ -241,6 +287,37 @@ def _check_signature(cert: x509.Certificate, algorithm, data: bytes, signature: 
         ) from None
 
 
+STRONG = "strong"
+WEAKER = "weaker"
+
+
+def is_model_signing_certificate(cert: x509.Certificate) -> bool:
+    """True if the root CA issued ``cert`` for model signing (the fork's EKU, not a CA)."""
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    return MODEL_SIGNING_EKU in list(usages)
+
+
+def signature_kind(provenance) -> str:
+    """STRONG or WEAKER, by the certificate a (verified) provenance carries; WEAKER when unreadable.
+
+    Meaningful only for a provenance that verify_provenance accepted: the kind lives in the
+    certificate the root CA issued, which a statement cannot change.
+    """
+    try:
+        cert = _load_cert(provenance.get(CERTIFICATE), "the certificate")
+    except (ProvenanceRefused, AttributeError):
+        return WEAKER
+    return STRONG if is_model_signing_certificate(cert) else WEAKER
+
+
 def verify_provenance(
     provenance,
     root_ca_pem,
@@ -249,6 +326,7 @@ def verify_provenance(
     component: Optional[str] = None,
     job_id: Optional[str] = None,
     server_identity: Optional[str] = None,
+    require_strong: bool = False,
 ) -> dict:
     """The statement (a dict) if every check passes, else ProvenanceRefused saying which failed.
 
@@ -259,6 +337,8 @@ def verify_provenance(
     as the admin kit knows it (fed_admin.json): upstream issues client sites' certificates
     from the same root CA and in the same shape as the server's (CN, O, no role), so only
     the name tells a site's key from the server's - without it a site could sign models.
+    ``require_strong`` refuses, last, a statement that holds but was signed with the
+    server's TLS key (WEAKER_REFUSED).
     """
     if not isinstance(provenance, dict):
         raise ProvenanceRefused(NOT_SIGNED, unsigned_reason(provenance))
@@ -274,7 +354,7 @@ def verify_provenance(
     root = _load_cert(root_ca_pem, "the root CA")
     cert = _load_cert(provenance.get(CERTIFICATE), "the certificate")
 
-    _check_issued_by(cert, root)
+    check_issued_by(cert, root)
     role = _name_attr(cert.subject, NameOID.UNSTRUCTURED_NAME)
     if role and role != SERVER_ROLE:
         raise ProvenanceRefused(
@@ -313,11 +393,35 @@ def verify_provenance(
             f"the statement is for {statement.get(COMPONENT)} of job {statement.get(JOB_ID)}, "
             f"this is {component if component is not None else '-'} of job {job_id if job_id is not None else '-'}",
         )
+    if require_strong and not is_model_signing_certificate(cert):
+        raise ProvenanceRefused(
+            WEAKER_REFUSED, f"strong provenance is required and this one is {WEAKER}: {WEAKER_REASON}"
+        )
     return statement
 
 
-def verified_line(statement: dict) -> str:
+def unchecked_of(statement: dict) -> list:
+    """What the server recorded it could not check about the bytes (backfill), as sentences."""
+    found = statement.get(UNCHECKED) if isinstance(statement, dict) else None
+    return [str(u) for u in found] if isinstance(found, list) else []
+
+
+def signer_line(statement: dict) -> str:
     return f"signature verified (server {statement.get(SERVER)}, project {statement.get(PROJECT)})"
+
+
+def kind_notes(statement: dict, kind: str) -> list:
+    """What a reader must know about a verified statement: its kind (and why weaker), what was not checked."""
+    notes = [STRONG_LINE if kind == STRONG else f"{WEAKER}: {WEAKER_REASON}"]
+    unchecked = unchecked_of(statement)
+    if unchecked:
+        notes.append("unchecked: " + "; ".join(unchecked))
+    return notes
+
+
+def verified_line(statement: dict, kind: str) -> str:
+    """The one line a verified statement gets: who signed, which kind and why, what was not checked."""
+    return "; ".join([signer_line(statement)] + kind_notes(statement, kind))
 
 
 def proof_document(provenance: dict) -> str:

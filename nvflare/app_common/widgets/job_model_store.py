@@ -41,9 +41,8 @@ must be the same (device, inode) as that descriptor, and a copy reads the descri
 path outside is refused and audited, never answered "not visible" (which would make the
 job stream it): in container set-ups the server parent may read files the job cannot.
 
-In each job's server process (where resources.json components are built too) the store
-also refuses, before they are built, persistors whose configured files lie outside the
-job's run folder (persistor_path_guard); that check does not depend on publishing being on.
+Components a job configures to open files outside the job are refused in every job
+process by persistor_path_guard (hooked into upstream's component build), not here.
 
 The record's sha256 on the same-host path: the job process hashes its model files while
 the job trains (model_prehash) and sends the hash with the request when the file is still
@@ -53,11 +52,17 @@ it hard-linked the very inode the request names, after checking that the file's 
 authenticated as the job's own server process (_sender_job), which wrote the file and
 could have written any bytes into it: trusting its sha256 for that same inode is the same
 trust as trusting the file it names. A copied file, a file that changed, or a request
-without a hash is hashed here, as always.
+without a hash is hashed here, as always (with the block hashes of component_block_hashes
+in the same pass; a job process's pre-hash brings them along).
+
+A copy (another file system) or a stream needs room in the staging folder: without the
+model's size plus 64 MiB free there, nothing is written and the job's log says why, with
+both numbers (a link needs none).
 """
 
 import os
 import re
+import shutil
 import threading
 import uuid
 
@@ -66,6 +71,7 @@ from nvflare.apis.fl_constant import FLContextKey, JobConstants, ProcessType, Sy
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
+from nvflare.apis.utils.component_block_hashes import BLOCK_SHA256, BLOCK_SIZE, senders_block_fields
 from nvflare.apis.utils.component_names import check_component_name, shown_name
 from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of
 from nvflare.apis.utils.model_record_info import MODEL_INFO, clean_model_info
@@ -86,8 +92,8 @@ from nvflare.app_common.widgets.model_publisher_injection import (
     place_publisher,
     store_read_by_job_processes,
 )
-from nvflare.app_common.widgets.model_signer import save_signed_record
-from nvflare.app_common.widgets.persistor_path_guard import check_component, load_allowed_dirs
+from nvflare.app_common.widgets.model_signer import announce, hashes_itself, save_signed_record
+from nvflare.app_common.widgets.persistor_path_guard import READ_ALLOWED_DIRS, load_allowed_dirs
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
@@ -114,6 +120,24 @@ class _NotVisible(Exception):
     pass
 
 
+class _NoSpace(Exception):
+    pass
+
+
+# what a staged copy needs besides the model's bytes (as the backfill keeps: model_backfill)
+STAGING_MARGIN = 64 << 20
+
+
+def _check_staging_space(staging: str, size, job_id: str, kind: str) -> None:
+    """Raise _NoSpace, naming both numbers, unless ``staging`` can take a ``size``-byte copy."""
+    free = shutil.disk_usage(staging).free
+    if isinstance(size, int) and free < size + STAGING_MARGIN:
+        raise _NoSpace(
+            f"not enough free disk space to store the {kind} model of job {job_id}: it needs {size + STAGING_MARGIN} "
+            f"bytes ({size} bytes plus a margin of {STAGING_MARGIN}) in {staging}, and {free} bytes are free"
+        )
+
+
 class JobModelStore(Widget):
     """Server-parent half of model publishing. Settings: model_publish_settings (resources.json keys)."""
 
@@ -125,8 +149,6 @@ class JobModelStore(Widget):
         self._store_lock = threading.Lock()
         self.register_event_handler(EventType.SYSTEM_START, self._on_system_start)
         self.register_event_handler(EventType.BEFORE_JOB_LAUNCH, self._on_before_job_launch)
-        # in each job's server process: refuse persistors configured to reach outside the job
-        self.register_event_handler(EventType.BEFORE_BUILD_COMPONENT, self._on_before_build_component)
 
     # -- server parent set-up ----------------------------------------------------------
     def _on_system_start(self, event_type: str, fl_ctx: FLContext):
@@ -144,13 +166,17 @@ class JobModelStore(Widget):
         try:
             allowed = load_allowed_dirs()
             self.log_info(
-                fl_ctx, f"Job persistors may read checkpoints from: {', '.join(allowed) or 'their run folder only'}"
+                fl_ctx,
+                f"Job components may read files from ({READ_ALLOWED_DIRS}): "
+                f"{', '.join(allowed) or 'their run folder only'}",
             )
         except ValueError as e:
-            self.log_error(fl_ctx, f"{e}; job persistors may read only inside their run folder")
+            self.log_error(fl_ctx, f"{e}; job components may read only inside their run folder")
         cell.register_request_cb(channel=CHANNEL, topic=TOPIC, cb=self._handle_request)
         self._engine, self._cell = engine, cell
         self._warn_if_job_images_must_build_the_store(fl_ctx, engine)
+        signing = announce(engine, fl_ctx)  # model_signing_key: which key signs, and why
+        (self.log_warning if signing.warn else self.log_info)(fl_ctx, signing.message)
         s = self.settings
         self.log_info(
             fl_ctx,
@@ -190,18 +216,6 @@ class JobModelStore(Widget):
                 self.log_debug(fl_ctx, f"Job {job_id}: model publisher {outcome}")
         except Exception as e:
             self.log_error(fl_ctx, f"Job {job_id}: could not add the model publisher: {secure_format_exception(e)}")
-
-    def _on_before_build_component(self, event_type: str, fl_ctx: FLContext):
-        try:
-            refused = check_component(fl_ctx)
-        except Exception as e:
-            refused = [f"could not check the component's file paths ({secure_format_exception(e)}): refused"]
-        if not refused:
-            return
-        job_id = fl_ctx.get_prop(FLContextKey.CURRENT_JOB_ID)
-        for line in refused:
-            self.log_error(fl_ctx, f"Job {job_id}: {line}", fire_event=False)
-        fl_ctx.set_prop(FLContextKey.COMPONENT_BUILD_ERROR, "; ".join(refused), private=True, sticky=False)
 
     def _warn_if_job_images_must_build_the_store(self, fl_ctx: FLContext, engine):
         try:
@@ -247,6 +261,9 @@ class JobModelStore(Widget):
             except _NotVisible as e:
                 self.log_debug(fl_ctx, f"Model from {origin} must be streamed: {e}")
                 body = {Key.STATUS: Status.NOT_VISIBLE, Key.MESSAGE: str(e)}
+            except _NoSpace as e:
+                self.log_error(fl_ctx, f"Did not store a model: {e}")
+                body = {Key.STATUS: Status.ERROR, Key.MESSAGE: str(e)}
             except Exception as e:
                 msg = f"job model store failed: {secure_format_exception(e)}"
                 self.log_exception(fl_ctx, f"Model from {origin}: {msg}")
@@ -287,8 +304,10 @@ class JobModelStore(Widget):
         senders_hash = None
         if mode == MODE_LOCAL:
             staged, how, same_inode = self._stage_local(job_id, payload, staging)
-            senders_hash = _senders_hash(payload) if same_inode else None
+            # a strong signature covers only what the store hashed itself (model_signer)
+            senders_hash = _senders_hash(payload) if same_inode and not hashes_itself(self._engine) else None
         elif mode == MODE_STREAM:
+            _check_staging_space(staging, payload.get(Key.SIZE), job_id, kind)
             staged, how = self._stage_stream(origin, payload, staging), "stream"
         else:
             raise _Refused(f"job {job_id}: unknown transfer mode {shown_name(mode)}")
@@ -296,6 +315,8 @@ class JobModelStore(Widget):
             extra = {"kind": kind, "transfer": how, "hashed": HASHED_BY_JOB if senders_hash else HASHED_BY_STORE}
             extra.update(clean_model_info(payload.get(MODEL_INFO)))  # model_record_info: round, metric
             if senders_hash:
+                blocks = payload.get(Key.BLOCKS) if isinstance(payload.get(Key.BLOCKS), dict) else {}
+                extra.update(senders_block_fields(senders_hash[1], blocks.get(BLOCK_SIZE), blocks.get(BLOCK_SHA256)))
                 record = record_of(*senders_hash, file_name, model_format, **extra)
             else:
                 record = make_record(staged, file_name=file_name, model_format=model_format, **extra)
@@ -364,6 +385,7 @@ class JobModelStore(Widget):
                 raise _NotVisible(f"{path} is not the sender's file here")
             staged = os.path.join(staging, uuid.uuid4().hex)
             if not opened.link_to(staged):
+                _check_staging_space(staging, seen[2] if len(seen) > 2 else None, job_id, str(payload.get(Key.KIND)))
                 opened.copy_to(staged)
                 return staged, "copy", False
             # the link is the very inode that was opened and checked; its size and mtime unchanged

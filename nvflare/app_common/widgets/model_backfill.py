@@ -27,6 +27,14 @@ not guessed at. Every path is confined to the job's workspace inside the archive
 absolute path, no ``..``), and the archive is read with safe_zip: a hostile archive is
 refused whole, and only the model members are ever written out, one at a time, bounded
 by their declared size.
+
+What live publishing refuses (a symlink, a special file, a file with a second hard link:
+run_folder_files) backfill refuses too, as far as the archive can tell (``member_origin``):
+the fork's archive writer leaves links and special files out and marks hard-linked files
+(storages/workspace_archive). An archive written without it (upstream, or a server before
+the fork) holds a symlink's or hard link's target bytes as a regular member; such a model
+is stored, and its signed statement says, under ``unchecked``, exactly what could not be
+checked (the console and ``nvflare model verify`` show it).
 """
 
 import json
@@ -35,15 +43,19 @@ import posixpath
 import shutil
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import WORKSPACE, DataTypes
+from nvflare.apis.utils.component_block_hashes import BlockSha256Counter
 from nvflare.apis.utils.component_records import record_of
+from nvflare.app_common.storages.workspace_archive import ARCHIVE_MARK, LINKED_MARK
 from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
 from nvflare.app_common.widgets.model_publish_settings import PublishSettings
 from nvflare.app_common.widgets.model_signer import save_signed_record
+from nvflare.app_common.widgets.run_folder_files import RULE
 from nvflare.fuel.utils.safe_zip import ArchiveRefused, SafeZip
 
 SERVER_CONFIG = "config_fed_server.json"
@@ -58,9 +70,28 @@ NOT_FINISHED = "not finished"
 NO_MODEL = "no model"
 REFUSED = "refused"
 FAILED = "failed"
+IN_PROGRESS = "in progress"
 
-# One backfill at a time: two admins backfilling the same job must not both store it.
-_LOCK = threading.Lock()
+# Two admins backfilling the same job must not both store it, but backfills of different
+# jobs have nothing to share, so each job has its own claim. A claim is never waited for:
+# a backfill runs in an admin command thread (shared with every message the server
+# receives), so the second backfill of a job is answered IN_PROGRESS at once.
+_claims_lock = threading.Lock()
+_claimed = set()  # job ids being backfilled
+
+
+@contextmanager
+def _job_claim(job_id: str):
+    """True while this caller holds the job's claim; False (at once) if another backfill holds it."""
+    with _claims_lock:
+        claimed = job_id not in _claimed
+        _claimed.add(job_id)
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            with _claims_lock:
+                _claimed.discard(job_id)
 
 
 @dataclass
@@ -215,6 +246,32 @@ def _parse_config(data: bytes, where: str) -> dict:
     return config
 
 
+# -- what the archive can tell about a member's origin ------------------------------------
+def member_origin(archive: SafeZip, member: str):
+    """(refusal or "", unchecked sentences): live publishing's rule, applied as far as the archive allows."""
+    if archive.comment != ARCHIVE_MARK:
+        return "", [
+            f"that {member} was a regular file of the job's run folder: this workspace archive was not written by "
+            "the nvflare model fork, and such an archive holds a symlink's or a hard link's target as a regular "
+            "file (live publishing refuses both)"
+        ]
+    if archive.member_comment(member) == LINKED_MARK:
+        return (
+            f"{member} had more than one hard link in the job's run folder (another name may lie outside it): {RULE}",
+            [],
+        )
+    return "", []
+
+
+def missing_member_note(archive: SafeZip, member: str) -> str:
+    if archive.comment == ARCHIVE_MARK:
+        return (
+            f"{member} is not in the workspace archive (it leaves out the run folder's symlinks and special files, "
+            "which live publishing refuses too)"
+        )
+    return f"{member} is not in the workspace archive"
+
+
 # -- storing ------------------------------------------------------------------------------
 def backfill_job(
     engine, job_manager, job, settings: PublishSettings, fl_ctx, open_component: Callable[[str], Optional[str]]
@@ -228,7 +285,9 @@ def backfill_job(
             job_id, NOT_FINISHED, f"status {status or 'unknown'}: a job publishes its models when it ends"
         )
     wanted = {KIND_GLOBAL: settings.component_for(KIND_GLOBAL), KIND_BEST: settings.component_for(KIND_BEST)}
-    with _LOCK:
+    with _job_claim(job_id) as claimed:
+        if not claimed:
+            return BackfillResult(job_id, IN_PROGRESS, "another backfill of this job is running: run the command again")
         have = set(job_manager.list_components(job_id, fl_ctx) or [])
         present = [c for c in wanted.values() if c in have]
         if present:
@@ -274,7 +333,11 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
             refusals.append(f"{component}: {src.problem}")
             continue
         if not archive.is_file(src.member):
-            notes.append(f"{component}: {src.member} is not in the workspace archive")
+            notes.append(f"{component}: {missing_member_note(archive, src.member)}")
+            continue
+        refusal, unchecked = member_origin(archive, src.member)
+        if refusal:
+            refusals.append(f"{component}: {refusal}")
             continue
         size = archive.size(src.member)
         free = shutil.disk_usage(staging).free
@@ -283,12 +346,14 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
             continue
         staged = os.path.join(staging, uuid.uuid4().hex)
         try:
-            sha, n = archive.extract_to(src.member, staged)
+            counter = BlockSha256Counter(size)
+            sha, n = archive.extract_to(src.member, staged, counter)
             record = record_of(
                 sha,
                 n,
                 src.file_name,
                 src.model_format,
+                **counter.fields(),
                 kind=src.kind,
                 transfer="backfill",
                 hashed="store",
@@ -297,14 +362,18 @@ def _store(engine, job_manager, job_id, archive: SafeZip, sources, wanted, fl_ct
             )
             name = component[len(DataTypes.MODEL.value) + 1 :]
             job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
-            save_signed_record(engine, job_manager, job_id, component, record, fl_ctx)
+            save_signed_record(engine, job_manager, job_id, component, record, fl_ctx, unchecked=unchecked)
         finally:
             if os.path.exists(staged):
                 os.remove(staged)
         stored.append({"component": component, "member": src.member, "size": n, "sha256": sha})
+        if unchecked:
+            stored[-1]["unchecked"] = unchecked
     if stored:
         done = "; ".join(
-            f"{s['component']} from {s['member']} ({s['size']} bytes, sha256 {s['sha256'][:12]})" for s in stored
+            f"{s['component']} from {s['member']} ({s['size']} bytes, sha256 {s['sha256'][:12]}"
+            + (", origin unchecked: see its provenance)" if s.get("unchecked") else ")")
+            for s in stored
         )
         rest = "; ".join(refusals + notes)
         return BackfillResult(job_id, BACKFILLED, f"stored {done}" + (f"; not stored: {rest}" if rest else ""), stored)

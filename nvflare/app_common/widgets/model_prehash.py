@@ -20,7 +20,8 @@ long before the job ends - after each round (AFTER_LEARNABLE_PERSIST) and when a
 selector reports a new best (GLOBAL_BEST_MODEL_AVAILABLE) - so the ModelPublisher hands
 those files to this hasher, which hashes them in one background daemon thread while the
 job goes on training. At END_RUN the publisher sends the hash along only if the file is
-still exactly the file that was hashed.
+still exactly the file that was hashed. The same pass measures the sha256 of each block
+(component_block_hashes), which the record keeps so an interrupted download can resume.
 
 "Exactly the file" is its identity (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns),
 taken before and after hashing (of the open file, and of the path afterwards): a hash is kept only if
@@ -51,9 +52,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from nvflare.apis.utils.component_block_hashes import BlockSha256Counter
 from nvflare.app_common.widgets.model_publish_defs import file_identity
 from nvflare.app_common.widgets.run_folder_files import RefusedFile, open_in_run_folder
-from nvflare.fuel.utils.file_digest import Sha256Counter, pread_blocks
+from nvflare.fuel.utils.file_digest import pread_blocks
 
 _MAX_RETRIES = 3  # hash a file that keeps changing at most this many extra times per offer
 _DEFAULT_RATE = 100e6  # bytes/s assumed before anything has been hashed
@@ -64,6 +66,7 @@ class PreHash:
     identity: tuple  # tuple(file_identity()) of the file that was hashed
     sha256: str
     size: int
+    blocks: dict = None  # {block_size, block_sha256} (component_block_hashes), measured in the same pass
 
 
 class ModelPreHasher:
@@ -190,7 +193,7 @@ class ModelPreHasher:
         if cached and cached.identity == before:
             return False
         start = time.monotonic()
-        counter = Sha256Counter()
+        counter = BlockSha256Counter(before[2])
         with self._cond:
             self._current = (before[2], 0)
         for block in pread_blocks(opened.fd):
@@ -211,7 +214,7 @@ class ModelPreHasher:
         if not (before == opened_after == after and size == before[2]):
             return True
         with self._cond:
-            self._cache[path] = PreHash(before, digest, size)
+            self._cache[path] = PreHash(before, digest, size, counter.fields())
             self._hashed_bytes += size
             self._hashed_seconds += elapsed
         self.logger.info(f"Pre-hashed {path} ({size} bytes, sha256 {digest[:12]}) in {elapsed:.2f}s")

@@ -51,6 +51,7 @@ class Key:
     # very inode
     SIZE = "size"
     SHA256 = "sha256"
+    BLOCKS = "blocks"  # with a pre-computed SHA256: {block_size, block_sha256} (component_block_hashes)
     # reply
     STATUS = "status"
     MESSAGE = "message"

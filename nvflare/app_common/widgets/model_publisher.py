@@ -241,7 +241,7 @@ class ModelPublisher(Widget):
         request.update(self._best.request_fields(model.kind))  # best_model_keeper: round/metric
         prehash = self._prehash_of(model, identity, what, fl_ctx)
         if prehash:
-            request.update({Key.SHA256: prehash.sha256, Key.SIZE: prehash.size})
+            request.update({Key.SHA256: prehash.sha256, Key.SIZE: prehash.size, Key.BLOCKS: prehash.blocks})
         reply = send_publish_request(cell, request, timeout)
         mode = MODE_LOCAL
         if reply.get(Key.STATUS) == Status.NOT_VISIBLE:

@@ -11,35 +11,65 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The store's one way to save a model's record: signed with the server's provisioned key.
+"""The store's one way to save a model's record: signed by the server parent, with the key it may use.
 
 Live publishing (job_model_store) and the backfill (model_backfill) both save a record
 through ``save_signed_record``, so every ``MODEL_`` component the server stores gets the
-same provenance (model_provenance) and there is one place to change it.
+same provenance (model_provenance) and there is one place to change it. Only the server
+parent signs, and only what it established itself: the job id (of the authenticated job
+process, or the job the admin named), the job's name and submitter from the job store, the
+component name from its own settings, and the stored bytes' sha256 and size - computed by
+the store whenever it signs with the dedicated key (``hashes_itself``). What the job's own
+process told it (file name, format, round, metric; and sha256/size when the store took
+the job's pre-computed hash) is listed in the statement's ``job_reported``.
 
-The key and certificate are the server's own, found the way the server finds them for
-its TLS listener: ``fed_server.json`` in the startup kit names ``ssl_private_key`` and
-``ssl_cert`` (relative names are in the startup folder), with upstream's provisioned
-defaults ``server.key`` / ``server.crt`` when it does not. A server without them (a
-non-provisioned, insecure setup) stores the model unsigned and says why in the record;
-signing never stops a model from being stored.
+Which key: model_signing_key decides once, when the server starts (``announce``): the
+dedicated model-signing key where no job process can read it, else the server's TLS key,
+found the way the server finds it for its listener: ``fed_server.json`` in the startup kit
+names ``ssl_private_key`` and ``ssl_cert`` (relative names are in the startup folder),
+with upstream's provisioned defaults ``server.key`` / ``server.crt`` when it does not. A
+server without them (a non-provisioned, insecure setup) stores the model unsigned and says
+why in the record; signing never stops a model from being stored.
 """
 
 import datetime
-import json
 import logging
 import os
+import threading
 
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_records import save_record
-from nvflare.apis.utils.model_provenance import PROVENANCE, UNSIGNED, common_name, make_statement, sign_statement
+from nvflare.apis.utils.model_provenance import (
+    FILE_NAME,
+    FORMAT,
+    METRIC_MODE,
+    METRIC_NAME,
+    METRIC_VALUE,
+    PROVENANCE,
+    ROUND,
+    SHA256,
+    SIZE,
+    UNSIGNED,
+    common_name,
+    make_statement,
+    sign_statement,
+)
+from nvflare.app_common.widgets.model_signing_key import (
+    TLS,
+    SigningKey,
+    choose_signing_key,
+    load_isolated_launchers,
+    load_key_dir_setting,
+    server_key_files,
+)
 
-FED_SERVER_CONFIG = "fed_server.json"
-DEFAULT_KEY = "server.key"
-DEFAULT_CERT = "server.crt"
+# statement fields whose values come from the job's process or its config
+JOB_REPORTED_FIELDS = (FILE_NAME, FORMAT, ROUND, METRIC_NAME, METRIC_VALUE, METRIC_MODE)
 
 _logger = logging.getLogger(__name__)
+_chosen = {}  # workspace root -> SigningKey, decided once per server parent
+_chosen_lock = threading.Lock()
 
 
 def _fork_version() -> str:
@@ -51,23 +81,14 @@ def _fork_version() -> str:
         return "unknown"
 
 
-def server_key_files(startup_dir: str) -> tuple:
-    """(key path, certificate path) the server's startup kit names (paths may not exist)."""
-    key_name, cert_name = DEFAULT_KEY, DEFAULT_CERT
-    try:
-        with open(os.path.join(startup_dir, FED_SERVER_CONFIG)) as f:
-            servers = json.load(f).get("servers") or []
-        first = servers[0] if servers and isinstance(servers[0], dict) else {}
-        key_name = first.get("ssl_private_key") or key_name
-        cert_name = first.get("ssl_cert") or cert_name
-    except (OSError, ValueError, AttributeError):
-        pass
-    return os.path.join(startup_dir, key_name), os.path.join(startup_dir, cert_name)
-
-
-def provenance_for(startup_dir: str, job_meta: dict, job_id: str, component: str, record: dict) -> dict:
-    """The provenance to store with ``record``: signed, or {UNSIGNED: why}."""
-    key_path, cert_path = server_key_files(startup_dir)
+def provenance_for(
+    startup_dir: str, job_meta: dict, job_id: str, component: str, record: dict, signing_key=None, unchecked=()
+) -> dict:
+    """The provenance to store with ``record``: signed with ``signing_key`` (default: the TLS key), or {UNSIGNED: why}."""
+    if signing_key is None:
+        key_path, cert_path = server_key_files(startup_dir)
+    else:
+        key_path, cert_path = signing_key.key_path, signing_key.cert_path
     if not (os.path.isfile(key_path) and os.path.isfile(cert_path)):
         return {UNSIGNED: "the server has no provisioned key and certificate (startup/server.key, server.crt)"}
     try:
@@ -79,6 +100,7 @@ def provenance_for(startup_dir: str, job_meta: dict, job_id: str, component: str
             cert_pem = f.read()
         cert = x509.load_pem_x509_certificate(cert_pem)
         meta = job_meta if isinstance(job_meta, dict) else {}
+        reported = JOB_REPORTED_FIELDS + ((SHA256, SIZE) if record.get("hashed") == "job" else ())
         statement = make_statement(
             project=common_name(cert.issuer),  # the root CA's name is the project's (upstream provisioning)
             server=common_name(cert.subject),
@@ -89,6 +111,8 @@ def provenance_for(startup_dir: str, job_meta: dict, job_id: str, component: str
             record=record,
             stored_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             fork_version=_fork_version(),
+            unchecked=unchecked,
+            job_reported=reported,
         )
         return sign_statement(statement, key_pem, cert_pem)
     except Exception as e:
@@ -96,13 +120,56 @@ def provenance_for(startup_dir: str, job_meta: dict, job_id: str, component: str
         return {UNSIGNED: f"signing failed on the server ({type(e).__name__})"}
 
 
-def save_signed_record(engine, job_manager, job_id: str, component: str, record: dict, fl_ctx) -> dict:
-    """Sign (models only) and save ``record``; returns the record as saved."""
+def announce(engine, fl_ctx) -> SigningKey:
+    """Decide (once per server parent) which key signs models; the caller logs ``message``."""
+    from nvflare.app_common.widgets.model_publisher_injection import job_launchers
+
+    workspace = engine.get_workspace()
+    root, startup = workspace.get_root_dir(), workspace.get_startup_kit_dir()
+    with _chosen_lock:
+        if root in _chosen:
+            return _chosen[root]
+        try:
+            chosen = choose_signing_key(
+                root, startup, job_launchers(fl_ctx), load_key_dir_setting(), load_isolated_launchers()
+            )
+        except ValueError as e:
+            key_path, cert_path = server_key_files(startup)
+            chosen = SigningKey(TLS, key_path, cert_path, f"Model provenance is weaker on this server: {e}", True)
+        _chosen[root] = chosen
+        return chosen
+
+
+def signing_key(engine) -> SigningKey:
+    """The key announce chose (deciding now if the server has not announced it yet)."""
+    root = engine.get_workspace().get_root_dir()
+    chosen = _chosen.get(root)
+    if chosen is not None:
+        return chosen
+    with engine.new_context() as fl_ctx:
+        chosen = announce(engine, fl_ctx)
+    (_logger.warning if chosen.warn else _logger.info)(chosen.message)
+    return chosen
+
+
+def hashes_itself(engine) -> bool:
+    """True when the store must hash what it stores (never take the job's sha256): strong signatures."""
+    return signing_key(engine).dedicated
+
+
+def save_signed_record(engine, job_manager, job_id: str, component: str, record: dict, fl_ctx, unchecked=()) -> dict:
+    """Sign (models only) and save ``record``; returns the record as saved.
+
+    ``unchecked``: sentences saying what the server could not check about the bytes; they
+    go into the signed statement (the console and ``nvflare model verify`` show them).
+    """
     record = dict(record)
     record.pop(PROVENANCE, None)  # a caller's record never brings its own provenance
     if component.startswith(DataTypes.MODEL.value + "_"):
         job = job_manager.get_job(job_id, fl_ctx)
         startup_dir = engine.get_workspace().get_startup_kit_dir()
-        record[PROVENANCE] = provenance_for(startup_dir, job.meta if job else {}, job_id, component, record)
+        record[PROVENANCE] = provenance_for(
+            startup_dir, job.meta if job else {}, job_id, component, record, signing_key(engine), unchecked
+        )
     save_record(job_manager, job_id, component, record, fl_ctx)
     return record

@@ -15,27 +15,24 @@
 
 Why: upstream's persistors take file names from the job's config and join them onto a
 folder of the job with ``os.path.join``, so an absolute name or one with ``..`` wins; a
-config-only job could make the server's job process overwrite any file it can write, or
-load another job's stored model as its own initial model. persistor_path_guard checks
-what this module finds before the persistor is even built.
+config-only job could make the job process overwrite any file it can write, or load
+another job's stored model as its own initial model. persistor_path_guard checks what
+this module (and component_paths, for every other component) finds before the persistor
+is even built.
 
 How: each shipped persistor's own rule is repeated here (which argument, joined onto
 which folder, read or written), with the class's own defaults for arguments the config
 leaves out. Classes are matched through their MRO by upstream path, so a subclass (e.g.
-LRModelPersistor, or a job's own subclass) is held to its base's rule. Any persistor
-(LearnablePersistor) this module does not know, and arguments a known one does not
-declare, get the generic rule: every string argument whose name looks like a path
-(``*path*``, ``*file*``, ``*dir*``, ``*ckpt*``, ``*checkpoint*``, ``*folder*``,
-``save_name``, ``model_name``) counts as a file the persistor may write, relative names
-taken from the app folder (where most upstream persistors put theirs).
+LRModelPersistor, or a job's own subclass) is held to its base's rule. Arguments a known
+rule does not cover, and persistors this module does not know, get component_paths'
+general rule.
 """
 
 import inspect
 import json
 import os
-import re
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 READ = "read"
 WRITE = "write"
@@ -45,16 +42,22 @@ ENV_CKPT_DIR = "APP_CKPT_DIR"  # upstream EnvironmentKey.CHECKPOINT_DIR
 ENV_CKPT = "APP_CKPT"  # upstream EnvironmentKey.CHECKPOINT_FILE_NAME
 
 LEARNABLE_PERSISTOR = "nvflare.app_common.abstract.learnable_persistor.LearnablePersistor"
-_PATH_LIKE = re.compile(r"path|file|dir|ckpt|checkpoint|folder|^save_name$|^model_name$", re.IGNORECASE)
+
+# How far a path must stay (PersistorPath.scope)
+CONFINED = "confined"  # inside the job's folder (reads: or an operator's allowed read directory)
+SITE = "site"  # only kept out of the site's protected folders (the client's data lives elsewhere)
 
 
 @dataclass(frozen=True)
 class PersistorPath:
+    """A file (or folder) a component's configuration makes it open; persistors' and every other component's."""
+
     setting: str  # the argument (or environment.json key) that names it
     value: object  # as the job configured it
-    path: str  # where the persistor will open it (symlinks not yet resolved)
+    path: str  # where the component will open it (symlinks not yet resolved)
     access: str  # READ or WRITE
     root: Optional[str] = None  # the job folder it must stay in when not the run folder (the result root)
+    scope: str = CONFINED
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class JobFolders:
     app_root: str
     result_root: str
     env_file: Optional[str] = None  # the app's config/environment.json (PTFileModelPersistor reads it)
+    cwd: str = ""  # the job process's working directory (upstream: the site's workspace root)
 
     def env(self) -> dict:
         """environment.json's content; {} when absent or unreadable (the persistor then fails on its own)."""
@@ -194,7 +198,7 @@ KNOWN = {
     ),
     "nvflare.app_opt.sklearn.joblib_model_param_persistor.JoblibModelParamPersistor": (
         _joblib,
-        {"save_name", "model_path"},
+        {"save_name", "model_path", "initial_params"},
     ),
     "nvflare.app_opt.xgboost.tree_based.model_persistor.XGBModelPersistor": (_xgb, {"save_name"}),
 }
@@ -238,24 +242,10 @@ def effective_args(cls, args: dict) -> dict:
     return merged
 
 
-def _generic(args: dict, folders: JobFolders, skip: set) -> list:
-    found = []
-    for name, value in args.items():
-        if name in skip or not isinstance(value, str) or not value or not _PATH_LIKE.search(str(name)):
-            continue
-        found.append(PersistorPath(name, value, os.path.join(folders.app_root, value), WRITE))
-    return found
-
-
-def persistor_paths(cls, args: dict, folders: JobFolders) -> List[PersistorPath]:
-    """Every file (or folder) the persistor ``cls`` built with ``args`` will read or write; [] if not a persistor."""
-    if not is_persistor(cls):
-        return []
-    merged = effective_args(cls, args)
-    rule: Optional[tuple] = known_rule(cls)
-    found, covered = [], set()
-    if rule:
-        fn: Callable = rule[0]
-        found, covered = fn(merged, folders), rule[1]
-    # arguments the config sets that the known rule does not cover (a subclass's own, or unknown persistors)
-    return found + _generic(dict(args or {}), folders, covered)
+def known_persistor_paths(cls, args: dict, folders: JobFolders) -> Optional[Tuple[List[PersistorPath], set]]:
+    """(files, arguments covered) by the nearest known upstream persistor's rule in ``cls``'s MRO; None if none."""
+    rule = known_rule(cls) if is_persistor(cls) else None
+    if rule is None:
+        return None
+    fn: Callable = rule[0]
+    return fn(effective_args(cls, args), folders), set(rule[1])

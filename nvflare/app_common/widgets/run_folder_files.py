@@ -111,15 +111,21 @@ class RunFolderFile:
         return fd_sha256_and_size(self.fd)
 
     def copy_to(self, dest: str) -> None:
-        """Write the opened file's bytes to a new file ``dest`` (created exclusively)."""
+        """Write the opened file's bytes to a new file ``dest`` (created exclusively).
+
+        A failed copy (a full volume) leaves nothing at ``dest``: no partial file.
+        """
         out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
             for block in pread_blocks(self.fd):
                 view = memoryview(block)
                 while view:
                     view = view[os.write(out, view) :]
-        finally:
+        except BaseException:
             os.close(out)
+            os.unlink(dest)
+            raise
+        os.close(out)
 
     def link_to(self, dest: str) -> bool:
         """Hard-link the opened file as ``dest``; True if ``dest`` is now that very inode.

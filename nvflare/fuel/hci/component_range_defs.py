@@ -17,7 +17,7 @@ The server's range server and the admin client's range reader are separate insta
 must agree on these, so both import them from here.
 """
 
-from nvflare.fuel.f3.cellnet.defs import CellChannel
+from nvflare.fuel.f3.cellnet.defs import CellChannel, ReturnCode
 
 # The server main channel does not stream: a reply is one plain cell message, with no
 # per-reply stream state on either side (see component_range_server).
@@ -39,6 +39,13 @@ MAX_LENGTH = "max_length"
 # Present when the server also serves the transfer as one HTTPS response on its listener:
 # the URL path (see nvflare/fuel/f3/drivers/direct_download_route.py).
 DIRECT_ROUTE = "direct_route"
+
+# The return code of a range refused because its transfer or account has as many range
+# requests in flight as the server admits (admin_download_ranges_per_transfer / _per_user):
+# asking again once a reply came in succeeds, so the admin client retries it. The server
+# answers at once and the wire protocol is otherwise upstream's request/reply, so an older
+# fork client works unchanged (it only gives up on this code instead of retrying).
+RANGE_BUSY_CODE = ReturnCode.SERVICE_UNAVAILABLE
 
 # Largest range one reply may carry. Replies travel as single frames, and aiohttp's client
 # websocket (the "http" scheme) drops the connection on a message over 4 MiB.

@@ -22,16 +22,29 @@ fails while the table is stale or a setting key of those modules is missing here
 from dataclasses import dataclass
 
 from nvflare.app_common.widgets import model_publish_settings as publish
+from nvflare.app_common.widgets import model_signing_key as signing
 from nvflare.app_common.widgets import persistor_path_guard as persistor_guard
 from nvflare.fuel.f3.streaming.file_downloader import DEFAULT_CHUNK_SIZE
+from nvflare.fuel.hci.client import component_provenance as provenance
 from nvflare.fuel.hci.server import download_settings as download
+from nvflare.fuel.hci.server import login_settings as login
+from nvflare.private.fed.server import model_backfill_limits as backfill
 
 SERVER = "server `local/resources.json`"
 SERVER_SET = "server `local/resources.json` or `--set`"
 ADMIN_KIT = "admin kit `startup/fed_admin.json`, `admin` section"
 
 # Modules whose setting keys must all be listed (upper-case str constants ending in the key).
-SETTINGS_MODULES = (download, publish, persistor_guard)
+SETTINGS_MODULES = (download, publish, persistor_guard, login, backfill, signing, provenance)
+SETTING_PREFIXES = (
+    "admin_download_",
+    "model_publish_",
+    "model_persistor_",
+    "job_read_",
+    "admin_login_",
+    "model_backfill_",
+    "model_signing_",
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,50 @@ SETTINGS = (
         "a command beyond it is refused with the reason and audited, so one account cannot fill the server limit",
     ),
     Setting(
+        download.ADMIN_DOWNLOAD_SERVER_RESERVE,
+        SERVER_SET,
+        f"`{download.ADMIN_DOWNLOAD_SERVER_LIMIT}` / {download.SERVER_RESERVE_SHARE} (16 of 64)",
+        "the last slots of the server limit, kept for accounts that hold no download (0 - server limit - 1), so "
+        "that a few accounts cannot hold every slot; a command beyond it is refused with the reason and audited",
+    ),
+    Setting(
+        download.ADMIN_DOWNLOAD_RANGES_PER_TRANSFER,
+        SERVER_SET,
+        f"{download.DEFAULT_RANGES_PER_TRANSFER}",
+        f"range requests one download may have in flight ({download.MIN_RANGES_IN_FLIGHT} - "
+        f"{download.MAX_RANGES_IN_FLIGHT}; the fork's admin client keeps 4); more are refused at once, not queued",
+    ),
+    Setting(
+        download.ADMIN_DOWNLOAD_RANGES_PER_USER,
+        SERVER_SET,
+        f"{download.DEFAULT_RANGES_PER_USER}",
+        f"range requests (and DownloadService chunks of folder downloads) one account may have in flight over all "
+        f"its downloads and sessions (at least the per-transfer value, up to {download.MAX_RANGES_IN_FLIGHT}); more "
+        "are refused at once",
+    ),
+    Setting(
+        download.ADMIN_DOWNLOAD_MAX_LIFETIME,
+        SERVER_SET,
+        f"{download.DEFAULT_MAX_LIFETIME:g} (6 h)",
+        f"seconds (>= {download.MIN_TIMEOUT:g}) a download may stay open however active; then the server ends it "
+        "and its admin is told why (run the command again)",
+    ),
+    Setting(
+        download.ADMIN_DOWNLOAD_MIN_RATE,
+        SERVER_SET,
+        f"{download.DEFAULT_MIN_RATE:g}",
+        "MB/s a component download (or the direct files of a folder download, together) must receive over each "
+        "progress window, or the server ends it as too slow (a reader taking a byte now and then cannot hold its "
+        "slot); `0`: no minimum",
+    ),
+    Setting(
+        download.ADMIN_DOWNLOAD_PROGRESS_WINDOW,
+        SERVER_SET,
+        f"{download.DEFAULT_PROGRESS_WINDOW:g}",
+        f"seconds (>= {download.MIN_TIMEOUT:g}) over which `admin_download_min_rate` is measured (the files of one "
+        "folder download count together)",
+    ),
+    Setting(
         download.ADMIN_SESSION_USER_LIMIT,
         SERVER_SET,
         f"{download.DEFAULT_SESSION_USER_LIMIT}",
@@ -112,7 +169,8 @@ SETTINGS = (
         SERVER_SET,
         f"{download.DEFAULT_RATE_LIMIT:g}",
         f"MB/s (10^6 bytes) that all admin downloads together may send while a job runs (none running: full "
-        f"speed): direct HTTPS responses and ranges share one pace, so downloads cannot take the CPU a job needs ({download.MIN_RATE_LIMIT:g} - "
+        f"speed): direct HTTPS responses, ranges and folder chunks share one pace, shared equally by the accounts "
+        f"downloading, so downloads cannot take the CPU a job needs ({download.MIN_RATE_LIMIT:g} - "
         f"{download.MAX_RATE_LIMIT:g}; `0`: no limit) ([performance.md](performance.md#downloads-beside-training))",
     ),
     Setting(
@@ -171,12 +229,82 @@ SETTINGS = (
         "seconds one model may take from publish request to stored",
     ),
     Setting(
-        persistor_guard.ALLOWED_DIRS,
-        SERVER + " (read by each job's server process)",
+        persistor_guard.READ_ALLOWED_DIRS,
+        "each site's `local/resources.json` (read by the site's job processes)",
         "none",
-        "JSON list of absolute directories from which a job's model persistor may *read* checkpoints "
-        "(`source_ckpt_file_full_name`, ...); env: a JSON list or `:`-separated. Files a persistor writes must "
-        "always stay inside the job's run folder ([security.md](security.md))",
+        "JSON list of absolute directories from which the components a job configures may *read* files (a "
+        "persistor's `source_ckpt_file_full_name`, `NPModelLocator`'s `model_name`, ...); env: a JSON list or "
+        "`:`-separated. Written files always stay inside the job's run folder, and no directory here opens the "
+        "site's `startup/`, `local/`, other jobs' folders or the job store ([security.md](security.md))",
+    ),
+    Setting(
+        persistor_guard.ALLOWED_DIRS,
+        "each site's `local/resources.json`",
+        "none",
+        f"the first name of `{persistor_guard.READ_ALLOWED_DIRS}`, still read: the directories of both are allowed",
+    ),
+    Setting(
+        login.ADMIN_LOGIN_WINDOW,
+        SERVER_SET,
+        f"{login.DEFAULT_WINDOW:g}",
+        f"seconds ({login.MIN_WINDOW:g} - {login.MAX_WINDOW:g}) the login bounds below count back "
+        "([security.md](security.md#admin-logins-and-sessions))",
+    ),
+    Setting(
+        login.ADMIN_LOGIN_RATE_LIMIT,
+        SERVER_SET,
+        f"{login.DEFAULT_RATE_LIMIT}",
+        f"logins (any outcome) per account and per admin connection within `{login.ADMIN_LOGIN_WINDOW}` "
+        f"(1 - {download.MAX_LIMIT}); beyond it a login is refused at once, with when to retry, and audited",
+    ),
+    Setting(
+        login.ADMIN_LOGIN_FAILURE_LIMIT,
+        SERVER_SET,
+        f"{login.DEFAULT_FAILURE_LIMIT}",
+        f"failed logins per account and per admin connection within `{login.ADMIN_LOGIN_WINDOW}` (1 - "
+        f"`{login.ADMIN_LOGIN_RATE_LIMIT}`); after that every login from them is refused at once until the "
+        "oldest failure is older than the window. The account is the one the connection authenticated as, so "
+        "nobody can lock another account out",
+    ),
+    Setting(
+        login.ADMIN_LOGIN_CONCURRENCY,
+        SERVER_SET,
+        f"{login.DEFAULT_CONCURRENCY}",
+        f"logins of one account the server checks at the same moment (1 - {download.MAX_LIMIT}); more are "
+        "refused at once",
+    ),
+    Setting(
+        backfill.MODEL_BACKFILL_LIMIT,
+        SERVER_SET,
+        f"{backfill.DEFAULT_LIMIT}",
+        f"`backfill_job_model` commands running at once (1 - {backfill.MAX_LIMIT}; `--all` is one); backfills of "
+        "different jobs run in parallel, one beyond the limit is refused at once and audited, a second one of "
+        "the same job is answered `in progress`",
+    ),
+    Setting(
+        signing.KEY_DIR,
+        SERVER,
+        f"`<workspace>/{signing.DEFAULT_DIR_NAME}`",
+        f"folder of the server's dedicated model-signing key (`{signing.KEY_FILE}`, `{signing.CERT_FILE}`; relative: "
+        "to the workspace). Used only where no job process can read it, else the server signs with its TLS key "
+        "(weaker) and says why at startup; never mount it into a job container ([provenance.md](provenance.md))",
+    ),
+    Setting(
+        signing.ISOLATED_LAUNCHERS,
+        SERVER,
+        "none (DockerJobLauncher and K8sJobLauncher count as isolating)",
+        "JSON list (env: JSON or `,`-separated) of further job launcher classes whose job processes cannot read "
+        f"`{signing.KEY_DIR}`: the operator's word, which lets the server sign with the dedicated key "
+        "([provenance.md](provenance.md#which-key-the-server-signs-with))",
+    ),
+    Setting(
+        provenance.SETTING,
+        ADMIN_KIT,
+        f"`{provenance.ANY}`",
+        f"what `download_job_component` (console, FLARE API, `nvflare job download`) requires of a model's "
+        f"provenance: `{provenance.ANY}` (unsigned and weaker are delivered and say so), `{provenance.SIGNED}` "
+        f"(a component without a verifying statement is refused, no file kept), `{provenance.REQUIRE_STRONG}` "
+        "(a weaker one, signed with the server's TLS key, is refused too)",
     ),
 )
 
@@ -198,7 +326,7 @@ def unlisted_keys() -> list:
             if (
                 name.isupper()
                 and isinstance(value, str)
-                and value.startswith(("admin_download_", "model_publish_", "model_persistor_"))
+                and (value.startswith(SETTING_PREFIXES) or value == provenance.SETTING)
             ):
                 found.add(value)
     return sorted(found - listed)

@@ -148,6 +148,14 @@ class SafeZip:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def comment(self) -> bytes:
+        """The archive's comment (the fork's workspace archive says how it was written)."""
+        return self._zip.comment
+
+    def member_comment(self, name: str) -> bytes:
+        return self.members[normalized(name)].comment
+
     def is_file(self, name: str) -> bool:
         info = self.members.get(normalized(name))
         return info is not None and not info.is_dir()
@@ -188,9 +196,13 @@ class SafeZip:
         """A small member (a config file) in memory; refused if it declares more than ``limit`` bytes."""
         return b"".join(self._blocks(name, limit))
 
-    def extract_to(self, name: str, dest: str) -> tuple:
-        """Write member ``name`` to the new file ``dest``; (sha256, size). ``dest`` must not exist."""
-        counter = Sha256Counter()
+    def extract_to(self, name: str, dest: str, counter=None) -> tuple:
+        """Write member ``name`` to the new file ``dest``; (sha256, size). ``dest`` must not exist.
+
+        ``counter``: what hashes the bytes (a Sha256Counter unless the caller needs more,
+        e.g. the block hashes of component_block_hashes).
+        """
+        counter = counter or Sha256Counter()
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:

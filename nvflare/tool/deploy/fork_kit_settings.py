@@ -15,9 +15,10 @@
 
 Upstream's prepare rewrites ``local/resources.json.default`` and deletes the active
 ``local/resources.json``, where operators put the fork's settings (``model_publish_*``,
-``admin_download_*``) and, on kits from before the fork, the store component and the
-publisher's allow-list entry. Without this the prepared server would quietly run with
-defaults (or without publishing at all).
+``admin_download_*``, the allowed read directories ``job_read_allowed_dirs``) and, on
+kits from before the fork, the store component and the publisher's allow-list entry.
+Without this the prepared server would quietly run with defaults (or without publishing
+at all).
 
 The store moves into ``local/job_model_store__p_resources.json``: upstream reads
 ``*__p_resources.json`` in the server parent only. On the container runtimes each job's
@@ -33,6 +34,8 @@ STORE_PATH = "nvflare.app_common.widgets.job_model_store.JobModelStore"
 PUBLISHER_PATH = "nvflare.app_common.widgets.model_publisher.ModelPublisher"
 STORE_FILE = "job_model_store__p_resources.json"
 SETTING_PREFIXES = ("model_publish_", "admin_download_")
+# the guard's allowed read directories, read by each job process from the site's local/ (server and clients)
+SETTING_KEYS = ("job_read_allowed_dirs", "model_persistor_allowed_dirs")
 ACTIVE_RESOURCES = "resources.json"
 
 
@@ -60,7 +63,7 @@ def carry_fork_settings(local_dir, resources: dict) -> list:
     notes = []
 
     for key, value in active.items():
-        if key.startswith(SETTING_PREFIXES) and resources.get(key) != value:
+        if (key.startswith(SETTING_PREFIXES) or key in SETTING_KEYS) and resources.get(key) != value:
             resources[key] = value
             notes.append(f"kept {key} from {ACTIVE_RESOURCES}")
 

@@ -13,6 +13,9 @@
 # limitations under the License.
 """``nvflare fork enable <server kit>``: the fork's one-time step on a kit provisioned before it.
 
+``nvflare fork signing-key request|sign|install`` gives a server its dedicated
+model-signing key (signing_key_cli).
+
 A subcommand of ``nvflare`` (added by a one-line hook in cli.py) because the operator who
 upgrades has just installed the fork and has ``nvflare`` on the PATH of that very Python;
 ``python -m nvflare.tool.fork.fork_cli enable <kit>`` does the same without the hook.
@@ -20,6 +23,8 @@ upgrades has just installed the fork and has ``nvflare`` on the PATH of that ver
 
 import argparse
 import sys
+
+from nvflare.tool.fork import signing_key_cli
 
 CMD_FORK = "fork"
 
@@ -29,6 +34,7 @@ def _define(parser):
     p = sub.add_parser("enable", help="enable model publishing in a server kit provisioned by upstream NVFlare")
     p.add_argument("kit", help="the server's kit folder (the one holding startup/ and local/)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    signing_key_cli.define(sub)
     return parser
 
 
@@ -40,6 +46,11 @@ def def_fork_cli_parser(sub_cmd) -> dict:
 def handle_fork_cmd(args) -> int:
     from nvflare.tool.fork.kit_enable import KitRefused, enable_server_kit
 
+    if getattr(args, "fork_sub_cmd", None) == signing_key_cli.CMD:
+        code = signing_key_cli.handle(args)
+        if code:
+            sys.exit(code)
+        return 0
     if getattr(args, "fork_sub_cmd", None) != "enable":
         print("usage: nvflare fork enable <server kit> [--dry-run]", file=sys.stderr)
         sys.exit(4)

@@ -18,7 +18,9 @@ Fetches one job-store component (typically MODEL_global_model) to
 ``MODEL_global_model.weights.h5``; never ``<DIR>/<job_id>``, where the whole-result download
 goes), verified against the server's sha256/size record. Unlike
 the whole-result download it works whatever the job's status, as long as the component
-exists. An existing file is never replaced without --force, as for the job download.
+exists. An existing file is never replaced without --force, as for the job download; one
+that holds exactly the listed bytes is reported as already downloaded. An interrupted
+download resumes when the command is run again (component_partial).
 """
 
 import os
@@ -63,7 +65,8 @@ def cmd_job_download_component(cmd_args, open_session):
             # the file's name depends on the component's record (its original extension)
             info = _listed_record(sess, job_id, component)
             target = os.path.join(out_dir, download_file_name(component, info))
-            if os.path.lexists(target) and not force:
+            already = _holds(target, info)  # the very bytes: reported as downloaded, nothing transferred
+            if os.path.lexists(target) and not force and not already:
                 output_error(
                     "INVALID_ARGS", exit_code=4, detail=f"download destination already exists: {target}", hint=hint
                 )
@@ -95,11 +98,25 @@ def cmd_job_download_component(cmd_args, open_session):
     if is_json_mode():
         # "info": the same row list_job_component_info returns (file name, format, round, metric, sha256)
         output_ok({"job_id": job_id, "component": component, "path": path, "info": info or {}, **_signed(path)})
+    elif already and path == target:
+        print_human(f"Component {component} is already downloaded: {path} (sha256 verified; nothing transferred)")
     else:
         print_human(f"Component {component} downloaded to: {path}")
         if info:
             print_human(_describe(info))
         print_human(_signed(path)["signature"])
+
+
+def _holds(path: str, info) -> bool:
+    """Whether ``path`` is a file with exactly the listed size and sha256."""
+    from nvflare.fuel.utils.file_digest import sha256_and_size
+
+    if not info or not info.get("sha256") or not os.path.isfile(path) or os.path.islink(path):
+        return False
+    try:
+        return os.path.getsize(path) == info.get("size") and sha256_and_size(path) == (info["sha256"], info["size"])
+    except OSError:
+        return False
 
 
 def _signed(path: str) -> dict:

@@ -17,9 +17,12 @@ Whoever receives a model from the admin machine (a deployment team, a registry, 
 auditor, a CI job) has the file, its ``<file>.provenance.json`` and the project's
 ``rootCA.pem`` (and the server's name, which an admin kit's ``fed_admin.json`` beside it
 gives), and no FLARE system: this command needs nothing else (it reads those files and
-uses model_provenance). Exit codes for pipelines: 0 verified, 1 the model or
-its provenance failed a check (the message says which), 2 a file could not be read or
-the arguments are wrong. ``python -m nvflare.tool.model.model_cli verify ...`` works
+uses model_provenance). It always requires a proof; ``--strict`` also refuses a weaker
+one (signed with the server's TLS key, which job processes can read on POC and
+process-launcher deployments), so a pipeline accepts only strong provenance. Exit codes for
+pipelines: 0 verified, 1 the model or its provenance failed a check (the message says
+which; a weaker signature under ``--strict``), 2 a file could not be read or the arguments
+are wrong. ``python -m nvflare.tool.model.model_cli verify ...`` works
 without the cli.py hook.
 """
 
@@ -46,6 +49,11 @@ def _define(parser, standalone=False):
         "--server",
         help="the name of the project's server (default: server_identity from the fed_admin.json beside the CA, "
         "as in an admin kit's startup folder)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="require strong provenance: refuse a statement signed with the server's TLS key (weaker)",
     )
     if standalone:  # under ``nvflare``, the global ``--format json`` (anywhere on the line) sets args.format
         p.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
@@ -91,9 +99,11 @@ def server_identity(ca: str, given: str = None) -> str:
     )
 
 
-def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA, server: str = None) -> dict:
-    """The statement of a verified model file; ProvenanceRefused (check failed) or _Usage (unreadable)."""
-    from nvflare.apis.utils.model_provenance import verify_provenance
+def verify_file(
+    file: str, provenance_path: str = None, ca: str = DEFAULT_CA, server: str = None, strict: bool = False
+) -> tuple:
+    """(statement, kind) of a verified model file; ProvenanceRefused (check failed) or _Usage (unreadable)."""
+    from nvflare.apis.utils.model_provenance import signature_kind, verify_provenance
     from nvflare.fuel.utils.file_digest import sha256_and_size
 
     provenance_path = provenance_path or file + ".provenance.json"
@@ -107,32 +117,36 @@ def verify_file(file: str, provenance_path: str = None, ca: str = DEFAULT_CA, se
     root_ca = _read(ca, "the root CA")
     name = server_identity(ca, server)
     sha, size = sha256_and_size(file)
-    return verify_provenance(provenance, root_ca, sha, size, server_identity=name)
+    statement = verify_provenance(provenance, root_ca, sha, size, server_identity=name, require_strong=strict)
+    return statement, signature_kind(provenance)
 
 
-def _summary(file: str, s: dict) -> str:
-    from nvflare.apis.utils.model_provenance import verified_line
+def _summary(file: str, s: dict, kind: str) -> str:
+    from nvflare.apis.utils.model_provenance import kind_notes, signer_line
 
     best = f", best by {s['metric_name']}={s['metric_value']:.6g}" if "metric_value" in s and "metric_name" in s else ""
     rnd = f", round {s['round']}" if "round" in s else ""
     return (
-        f"OK {file}: {verified_line(s)}; {s.get('component')} of job {s.get('job_id')} "
+        f"OK {file}: {signer_line(s)}; {s.get('component')} of job {s.get('job_id')} "
         f"({s.get('job_name')!r} by {s.get('submitter')}){rnd}{best}; original file {s.get('file_name')}, "
         f"{s.get('size')} bytes, sha256 {s.get('sha256')}; "
-        f"stored {s.get('stored_at')} by nvflare {s.get('fork_version')}"
+        f"stored {s.get('stored_at')} by nvflare {s.get('fork_version')}; " + "; ".join(kind_notes(s, kind))
     )
 
 
 def handle_model_cmd(args) -> int:
-    from nvflare.apis.utils.model_provenance import ProvenanceRefused
+    from nvflare.apis.utils.model_provenance import STRONG, WEAKER_REASON, ProvenanceRefused, unchecked_of
 
     if getattr(args, "model_sub_cmd", None) != "verify":
-        usage = "usage: nvflare model verify <file> [--provenance P] [--ca rootCA.pem] [--server NAME] [--format json]"
+        usage = (
+            "usage: nvflare model verify <file> [--provenance P] [--ca rootCA.pem] [--server NAME] [--strict] "
+            "[--format json]"
+        )
         print(usage, file=sys.stderr)
         sys.exit(EXIT_USAGE)
     as_json = getattr(args, "format", "txt") in ("json", "jsonl")
     try:
-        statement = verify_file(args.file, args.provenance, args.ca, args.server)
+        statement, kind = verify_file(args.file, args.provenance, args.ca, args.server, getattr(args, "strict", False))
     except (ProvenanceRefused, _Usage) as e:
         code = EXIT_FAILED if isinstance(e, ProvenanceRefused) else EXIT_USAGE
         if as_json:
@@ -142,9 +156,14 @@ def handle_model_cmd(args) -> int:
             print(f"FAILED {args.file}: {e}", file=sys.stderr)
         sys.exit(code)
     if as_json:
-        print(json.dumps({"status": "ok", "file": args.file, "statement": statement}, sort_keys=True))
+        result = {"status": "ok", "file": args.file, "statement": statement, "kind": kind}
+        if kind != STRONG:
+            result["weaker_reason"] = WEAKER_REASON
+        if unchecked_of(statement):
+            result["unchecked"] = unchecked_of(statement)
+        print(json.dumps(result, sort_keys=True))
     else:
-        print(_summary(args.file, statement))
+        print(_summary(args.file, statement, kind))
     return EXIT_OK
 
 

@@ -29,9 +29,11 @@ certificate must be the very one (sha256 fingerprint) the admin's session logged
 with. Anything else gets a 4xx with the reason, and the admin client falls back to the
 range transfer.
 
-Paced: all responses and range replies together send at most admin_download_rate_limit
-(download_pacing); a block waits for its slot with ``asyncio.sleep``, so the loop keeps
-carrying the sites' tasks and heartbeats while downloads are capped.
+Nothing of a download waits on the event loop, which carries the sites' tasks and
+heartbeats too: the file is opened, read and closed in the download threads
+(download_threads), and a block waits for its turn on the pace (admin_download_rate_limit,
+shared fairly between accounts with the range replies: download_pacing) by awaiting a
+future the pacer's thread resolves.
 
 Bounded: a transfer has at most one response at a time (a second GET gets 409 and the
 first goes on: replacing it would let a second reader cut the first); a block the reader
@@ -40,6 +42,10 @@ transfer (done, cancelled, expired, logout) cuts its response at once; and the n
 responses per session and server follows the download limits (the range server's
 transfers enforce them). The descriptor a response reads from is opened by its first
 byte and closed with it.
+
+A download that resumes (the admin kept a verified prefix) names its first missing byte
+in ``OFFSET_HEADER``; the response then carries the rest only (an offset outside the
+file gets 416).
 
 The driver calls ``add_direct_download_route`` (a two-line patch) when it builds its
 aiohttp application; the admin server registers where transfers are looked up. Nothing
@@ -53,10 +59,11 @@ import threading
 from typing import Callable, Optional
 
 from nvflare.fuel.hci.security import get_certificate_common_name
-from nvflare.fuel.hci.server import download_pacing
+from nvflare.fuel.hci.server import download_pacing, download_threads
 
 ROUTE = "/nvflare-fork/component"
 TRANSFER_HEADER = "X-NVFlare-Fork-Transfer"
+OFFSET_HEADER = "X-NVFlare-Fork-Offset"  # a resumed download: the body starts at this byte
 BLOCK = 1024 * 1024
 
 UNKNOWN = "no such transfer: it ended, expired, or belongs to another admin"
@@ -189,8 +196,11 @@ async def _handle(request):
         # from the thread that ended the transfer: cut the connection, buffered bytes too
         loop.call_soon_threadsafe(transport.abort)
 
+    start = request.headers.get(OFFSET_HEADER, "0")
+    if not (start.isdigit() and int(start) < max(transfer.size, 1)):
+        return _refuse(416, f"{OFFSET_HEADER} {start[:20]!r} is not a byte offset below {transfer.size}")
     try:
-        transfer.begin_response(abort)
+        await loop.run_in_executor(download_threads.pool(), transfer.begin_response, abort)  # opens the file
     except LookupError:
         return _refuse(404, UNKNOWN)
     except ResponseBusy as e:
@@ -199,25 +209,25 @@ async def _handle(request):
     except OSError as e:
         return _refuse(410, f"cannot read the component: {e}")
     try:
-        return await _send(request, transfer_id, transfer, timeout)
+        return await _send(request, transfer_id, transfer, timeout, int(start))
     finally:
-        transfer.end_response()
+        await loop.run_in_executor(download_threads.pool(), transfer.end_response)
 
 
-async def _send(request, transfer_id: str, transfer, timeout: float):
+async def _send(request, transfer_id: str, transfer, timeout: float, offset: int = 0):
     from aiohttp import web
 
+    length = str(transfer.size - offset)
     response = web.StreamResponse(
-        status=200, headers={"Content-Type": "application/octet-stream", "Content-Length": str(transfer.size)}
+        status=200, headers={"Content-Type": "application/octet-stream", "Content-Length": length}
     )
     loop = asyncio.get_running_loop()
-    offset = 0
     try:
         await asyncio.wait_for(response.prepare(request), timeout)
         while offset < transfer.size:
             try:
                 data = await loop.run_in_executor(
-                    None, transfer.read_response, offset, min(BLOCK, transfer.size - offset)
+                    download_threads.pool(), transfer.read_response, offset, min(BLOCK, transfer.size - offset)
                 )
             except OSError as e:
                 # The body is cut short; the admin resumes by ranges and gets the reason there.
@@ -228,11 +238,9 @@ async def _send(request, transfer_id: str, transfer, timeout: float):
                 log.warning(f"direct download of transfer {transfer_id} stopped at {offset}: the file got shorter")
                 request.transport.abort()
                 return response
-            # admin_download_rate_limit: wait for this block's slot on the server-wide pace,
+            # admin_download_rate_limit: wait for this block's turn on the server-wide pace,
             # off the loop's back (the loop serves cell traffic meanwhile).
-            delay = download_pacing.reserve(len(data))
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await download_pacing.wait(transfer.user, transfer_id, len(data))
             # A reader that stops taking bytes would keep this block (and the socket's
             # buffers) forever: give each block ``timeout`` seconds.
             await asyncio.wait_for(response.write(data), timeout)

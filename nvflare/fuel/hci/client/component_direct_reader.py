@@ -19,8 +19,10 @@ returned. So no setting is needed, and when the admin connects with another sche
 tcp) the route is simply not tried.
 
 One thread reads the response into a few reused buffers (the TLS read releases the GIL)
-while the caller's sink writes and hashes the previous buffer, so decrypting, hashing and
-writing overlap on two cores and memory stays at ``buffers x block``. The body is read
+while the caller's sink writes the previous buffer and hands it to a hashing thread
+(``sink_releases``: the sink gives each buffer back once it is written and hashed), so
+decrypting, writing and hashing overlap on two cores and memory stays at
+``buffers x block``. The body is read
 with the TLS socket's own ``recv_into`` once http.client's header buffer is drained:
 ``HTTPResponse.readinto`` adds three Python layers per TLS record (at most 16 KiB), which
 cost about a fifth of the reader's CPU on a 2-core host (bench/download_bench.py's
@@ -28,6 +30,9 @@ verified TLS ceiling reads the same way). Whatever stops the
 response early - a refusal, a proxy that passes only websockets, a cut connection - is a
 DirectUnavailable; the caller then continues by ranges from the bytes already delivered,
 so nothing is fetched twice and the ranges report the real cause if there is one.
+A download that resumes asks for the bytes from ``start`` on (``OFFSET_HEADER``); a server
+that does not know the header answers with the whole file, which the Content-Length check
+turns into DirectUnavailable, and the ranges go on from ``start``.
 """
 
 import http.client
@@ -38,11 +43,11 @@ from typing import Callable, Optional
 
 from nvflare.apis.signal import Signal
 from nvflare.fuel.f3.drivers import net_utils
-from nvflare.fuel.f3.drivers.direct_download_route import TRANSFER_HEADER
+from nvflare.fuel.f3.drivers.direct_download_route import OFFSET_HEADER, TRANSFER_HEADER
 from nvflare.fuel.f3.drivers.driver_params import DriverParams
 
 BLOCK = 1024 * 1024
-BUFFERS = 4
+BUFFERS = 6  # one being read, one written, one hashed, the rest queued between them
 _POLL = 0.2  # seconds between abort checks while waiting for data
 
 
@@ -115,13 +120,17 @@ def read_direct(
     abort_signal: Optional[Signal] = None,
     block: int = BLOCK,
     buffers: int = BUFFERS,
+    start: int = 0,
+    sink_releases: bool = False,
 ) -> None:
-    """Deliver bytes 0..size of the transfer to ``sink`` in order, or raise.
+    """Deliver bytes start..size of the transfer to ``sink`` in order, or raise.
 
     DirectUnavailable: the response was refused or ended early (``sink`` has received
     everything that arrived intact). DirectAborted: the abort signal fired. Whatever
     ``sink`` raises is raised as is. ``timeout`` bounds each wait for data, not the whole
-    download, like every other admin download timeout.
+    download, like every other admin download timeout. ``sink_releases``: ``sink`` is
+    called as ``sink(view, release)`` and calls ``release()`` once it no longer needs the
+    buffer (which is reused after that); otherwise the buffer is reused when ``sink`` returns.
     """
     host, port, ssl_context = endpoint
     if ssl_context is None:
@@ -132,7 +141,8 @@ def read_direct(
     sock = None
     try:
         try:
-            conn.request("GET", route, headers={TRANSFER_HEADER: transfer_id})
+            headers = {TRANSFER_HEADER: transfer_id, **({OFFSET_HEADER: str(start)} if start else {})}
+            conn.request("GET", route, headers=headers)
             sock = conn.sock  # getresponse() drops it from conn when the server closes after the body
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
@@ -141,9 +151,9 @@ def read_direct(
             reason = response.read(1000).decode("utf-8", "replace").strip() or response.reason
             raise DirectUnavailable(f"the server refused it (HTTP {response.status}: {reason})")
         length = response.getheader("Content-Length")
-        if length != str(size):
-            raise DirectUnavailable(f"the server offers {length} bytes, expected {size}")
-        _pump(_body_readinto(response, sock), size, sink, abort_signal, block, buffers, threads)
+        if length != str(size - start):
+            raise DirectUnavailable(f"the server offers {length} bytes, expected {size - start}")
+        _pump(_body_readinto(response, sock), size - start, sink, abort_signal, block, buffers, threads, sink_releases)
     finally:
         try:
             if sock is not None:
@@ -155,7 +165,7 @@ def read_direct(
             reader.join(timeout=5.0)
 
 
-def _pump(readinto, size, sink, abort_signal, block, buffers, threads: list):
+def _pump(readinto, size, sink, abort_signal, block, buffers, threads: list, sink_releases: bool = False):
     free = queue.Queue()
     full = queue.Queue()
     for _ in range(buffers):
@@ -198,8 +208,11 @@ def _pump(readinto, size, sink, abort_signal, block, buffers, threads: list):
             if isinstance(item, BaseException):
                 raise item
             buf, n = item
-            sink(buf[:n])
-            free.put(buf)
+            if sink_releases:
+                sink(buf[:n], lambda b=buf: free.put(b))
+            else:
+                sink(buf[:n])
+                free.put(buf)
             if abort_signal and abort_signal.triggered:
                 raise DirectAborted("aborted")
     finally:

@@ -21,10 +21,14 @@ server's name in the kit (``server_identity``), never anything the server sent. 
 ``<file>.provenance.json`` beside the model, so the proof travels with it
 (``nvflare model verify``).
 
-A component without provenance (stored before signing, not a model, a server without
-keys) is still delivered, and the reply says it is not signed and why: refusing it would
-make every older model undownloadable. Whoever needs the proof runs ``nvflare model
-verify``, which refuses a file that has none.
+How much is required is the admin kit's ``model_provenance`` setting (``fed_admin.json``,
+``admin`` section; ``NVFLARE_MODEL_PROVENANCE`` overrides it for the console, the FLARE API
+and ``nvflare job download``): ``any`` (the default) delivers a component without
+provenance and says it is not signed and why (refusing would make every older model
+undownloadable) and delivers a weaker signature saying it is weaker; ``signed`` refuses a
+component without a verifying statement; ``strong`` also refuses a weaker one (the
+server's TLS key signed it, model_provenance). A refusal keeps no file, like a sha256
+mismatch. ``nvflare model verify`` always requires a proof; ``--strict`` requires a strong one.
 """
 
 import json
@@ -33,22 +37,59 @@ import tempfile
 from typing import Optional, Tuple
 
 from nvflare.apis.utils.model_provenance import (
+    NOT_SIGNED,
     PROOF_SUFFIX,
     PROVENANCE,
+    STATEMENT,
+    WEAKER_REFUSED,
     ProvenanceRefused,
     is_signed,
     proof_document,
+    signature_kind,
     unsigned_reason,
     verified_line,
     verify_provenance,
 )
 
+SETTING = "model_provenance"
+ENV_VAR = "NVFLARE_MODEL_PROVENANCE"
+ANY = "any"
+SIGNED = "signed"
+REQUIRE_STRONG = "strong"
+LEVELS = (ANY, SIGNED, REQUIRE_STRONG)
+KIT_CONFIG = "fed_admin.json"
+
+
+def required_provenance(api) -> Tuple[str, str]:
+    """(level, where it was set) for this admin kit; ValueError with the exact message if the value is bad."""
+    value = os.environ.get(ENV_VAR)
+    where = f"env {ENV_VAR}"
+    if value is None:
+        kit_config = os.path.join(os.path.dirname(os.path.abspath(str(getattr(api, "ca_cert", "") or ""))), KIT_CONFIG)
+        where = f"{SETTING} in {kit_config}"
+        try:
+            with open(kit_config) as f:
+                value = (json.load(f).get("admin") or {}).get(SETTING)
+        except (OSError, ValueError, AttributeError):
+            value = None
+    if value is None:
+        return ANY, "default"
+    if value not in LEVELS:
+        raise ValueError(f"invalid {where}: {value!r} must be one of {', '.join(LEVELS)}")
+    return value, where
+
 
 def check_received(api, component: str, job_id: str, record: dict, sha256: str, size: int) -> Tuple[Optional[str], str]:
     """(refusal or None, the line to show): verifies a signed record's provenance against the kit's root CA."""
+    try:
+        level, where = required_provenance(api)
+    except ValueError as e:
+        return str(e), ""
     provenance = record.get(PROVENANCE) if isinstance(record, dict) else None
     if not is_signed(provenance):
-        return None, f"not signed: {unsigned_reason(provenance)}"
+        if level != ANY:
+            return f"{NOT_SIGNED}: {unsigned_reason(provenance)}; {level} provenance is required ({where})", ""
+        return None, f"{NOT_SIGNED}: {unsigned_reason(provenance)}"
     ca_path = getattr(api, "ca_cert", None)
     try:
         with open(ca_path, "rb") as f:
@@ -64,10 +105,11 @@ def check_received(api, component: str, job_id: str, record: dict, sha256: str, 
             component=component,
             job_id=job_id,
             server_identity=getattr(api, "server_identity", None) or "server",  # upstream AdminAPI's default
+            require_strong=level == REQUIRE_STRONG,
         )
     except ProvenanceRefused as e:
-        return str(e), ""
-    return None, verified_line(statement)
+        return str(e) + (f" ({where})" if e.check == WEAKER_REFUSED else ""), ""
+    return None, verified_line(statement, signature_kind(provenance))
 
 
 def proof_path(model_path: str) -> str:
@@ -100,12 +142,11 @@ def move_proof(old_model_path: str, new_model_path: str) -> None:
 
 def proof_summary(model_path: str) -> dict:
     """{signature: line, provenance: proof path or None} for a model this client downloaded (and so verified)."""
-    from nvflare.apis.utils.model_provenance import STATEMENT
-
     proof = proof_path(model_path)
     try:
         with open(proof, encoding="utf-8") as f:
-            statement = json.loads(json.load(f)[STATEMENT])
+            document = json.load(f)
+        statement = json.loads(document[STATEMENT])
     except (OSError, ValueError, KeyError, TypeError):
         return {"signature": "not signed (no provenance came with it)", "provenance": None}
-    return {"signature": verified_line(statement), "provenance": proof}
+    return {"signature": verified_line(statement, signature_kind(document)), "provenance": proof}

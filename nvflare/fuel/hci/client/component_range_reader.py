@@ -39,6 +39,7 @@ from nvflare.fuel.hci.component_range_defs import (
     LENGTH,
     MAX_LENGTH,
     OFFSET,
+    RANGE_BUSY_CODE,
     RANGE_CHANNEL,
     RANGE_TOPIC,
     SOURCE_FQCN,
@@ -50,8 +51,10 @@ IN_FLIGHT = 4
 ATTEMPTS = 4  # per range: the first request and three retries
 RETRY_BACKOFF = 0.5  # seconds before the first retry; doubles each time
 
-# Transport failures: the request or its reply may be lost, so asking again is safe.
-_RETRYABLE = {ReturnCode.TIMEOUT, ReturnCode.COMM_ERROR, ReturnCode.TARGET_UNREACHABLE}
+# Transport failures: the request or its reply may be lost, so asking again is safe; and
+# the server's "too many ranges in flight" (a retried range whose first request it still
+# serves): once that one is answered, the retry is admitted.
+_RETRYABLE = {ReturnCode.TIMEOUT, ReturnCode.COMM_ERROR, ReturnCode.TARGET_UNREACHABLE, RANGE_BUSY_CODE}
 
 
 class RangeRetryable(Exception):

@@ -27,6 +27,13 @@ a download command that passed authorization must also fit the download limits
 the session's certificate is recorded (session_certs) for the direct download route;
 after every command an account beyond admin_session_user_limit sessions loses its least
 recently active ones (session_admission).
+
+The filter also guards the session layer under those downloads (upstream weaknesses):
+a ``_cert_login`` is bounded, bound to its connection and accepted once (login_gate,
+login_limits, login_binding); a command's session must be one a login of this server
+created, used from its own account's connection (session_ledger); and ``list_sessions``,
+which upstream registers without any check, needs the right ``list_sessions``
+(LIST_SESSIONS_RIGHT below).
 ``authorize_right`` is the same check as AuthzFilter's for a right other than the
 command's own name (download_job_component picks the right by what it downloads).
 """
@@ -34,8 +41,15 @@ command's own name (download_job_component picks the right by what it downloads)
 from typing import List
 
 from nvflare.fuel.hci.conn import Connection
-from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, ReplyKeyword, make_meta
-from nvflare.fuel.hci.server import download_admission, session_admission, session_certs
+from nvflare.fuel.hci.proto import InternalCommands, MetaKey, MetaStatusValue, ProtoKey, ReplyKeyword, make_meta
+from nvflare.fuel.hci.server import (
+    download_admission,
+    login_gate,
+    login_limits,
+    session_admission,
+    session_certs,
+    session_ledger,
+)
 from nvflare.fuel.hci.server.authz import AuthzFilter
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.sec.audit import AuditService
@@ -44,6 +58,15 @@ from nvflare.fuel.sec.authz import AuthorizationService, AuthzContext, Person
 # Same cut as CommandAudit, so a refused and an allowed command look alike in the log.
 MAX_ACTION_LENGTH = 100
 MAX_REASON_LENGTH = 200
+
+# list_sessions shows every account's sessions (user, org, role, session id, activity),
+# across orgs: information upstream gives only to project_admin elsewhere
+# (admin_check_status). Upstream's convention is that a command's name is its right
+# (AuthzFilter); this right is in no category, like submit_job, so a default policy grants
+# it to project_admin only ("any") and an operator grants it to others by naming it in
+# authorization.json ("list_sessions": "any"). "view" would grant it to every member, and
+# "operate" to every lead of the server's org.
+LIST_SESSIONS_RIGHT = InternalCommands.LIST_SESSIONS
 
 
 def refusal_reason(conn: Connection) -> str:
@@ -94,9 +117,32 @@ def _admit_download(conn: Connection) -> bool:
     return True
 
 
+def _session_ok(conn: Connection) -> bool:
+    refusal = session_ledger.check_command(conn)
+    if refusal:
+        conn.append_error(refusal, meta=make_meta(MetaStatusValue.NOT_AUTHORIZED, refusal))
+        return False
+    return True
+
+
+def _list_sessions_ok(conn: Connection) -> bool:
+    entry = conn.get_prop(ConnProps.CMD_ENTRY)
+    if entry is None or entry.name != InternalCommands.LIST_SESSIONS or entry.authz_func is not None:
+        return True
+    return authorize_right(conn, LIST_SESSIONS_RIGHT)
+
+
 class AuditedAuthzFilter(AuthzFilter):
+    def __init__(self):
+        super().__init__()
+        login_limits.configure()  # the admin server is being built: a bad login setting stops it here
+
     def pre_command(self, conn: Connection, args: List[str]):
-        allowed = super().pre_command(conn, args) and _admit_download(conn)
+        if login_gate.is_login(args):
+            return login_gate.before_login(conn, args) and super().pre_command(conn, args)
+        allowed = (
+            _session_ok(conn) and _list_sessions_ok(conn) and super().pre_command(conn, args) and _admit_download(conn)
+        )
         if not allowed:
             AuditService.add_event(
                 user=conn.get_prop(ConnProps.USER_NAME, "?"),
@@ -107,6 +153,8 @@ class AuditedAuthzFilter(AuthzFilter):
 
     def post_command(self, conn: Connection, args: List[str]):
         download_admission.release(conn)
+        if login_gate.is_login(args):
+            login_gate.after_login(conn, args)
         session_certs.record_login(conn, args)
         session_admission.trim_sessions(conn, args)
         return True

@@ -37,31 +37,52 @@ root CA key, which already grants everything.
 A command between admission and its binding is counted as pending, so commands that
 arrive together cannot all slip under the limit; a pending entry is dropped after the
 command (post_command) or, if its handler died, after PENDING_TTL seconds.
+
+Even so four accounts (16 downloads each) could hold the whole default server limit of 64,
+and keep it by reading a byte now and then (issue 21). Two bounds end that: the last
+admin_download_server_reserve slots (a quarter by default) are kept for accounts that hold
+no download, so a few accounts cannot take every slot; and a download has a lifetime
+(admin_download_max_lifetime), after which it ends however active it is. The range server
+ends its own transfers at that age (and slow ones earlier, see component_range_server);
+``end_overdue`` ends every other binding of that age, upstream's DownloadService
+transactions included, through the binding's own cancel callback.
 """
 
 import itertools
 import threading
 import time
+import weakref
 from typing import Optional
 
 from nvflare.apis.fl_constant import AdminCommandNames as AC
 from nvflare.fuel.hci.server.download_settings import (
+    ADMIN_DOWNLOAD_MAX_LIFETIME,
     ADMIN_DOWNLOAD_SERVER_LIMIT,
+    ADMIN_DOWNLOAD_SERVER_RESERVE,
     ADMIN_DOWNLOAD_SESSION_LIMIT,
     ADMIN_DOWNLOAD_TIMEOUT,
     ADMIN_DOWNLOAD_USER_LIMIT,
     download_limits,
+    transfer_bounds,
 )
+from nvflare.fuel.utils.log_utils import get_module_logger
+
+log = get_module_logger(__name__)
 
 DOWNLOAD_COMMANDS = frozenset({AC.DOWNLOAD_JOB, AC.DOWNLOAD_JOB_COMPONENTS, AC.DOWNLOAD_JOB_COMPONENT})
 # direct_folder_offer binds "<tx_id>.direct" next to DownloadService's "<tx_id>": one download.
 OFFER_SUFFIX = ".direct"
 PENDING_TTL = 300.0
 _SLOT = "_fork_download_slot"
+# end_overdue leaves a binding this much longer than the lifetime, so that the range server,
+# which sweeps every second, ends its own transfers first (with the reason their admin sees).
+OVERDUE_GRACE = 5.0
 
 _lock = threading.Lock()
 _pending = {}  # slot id -> (session id, user name, time admitted)
 _ids = itertools.count()
+# session manager -> {(session id, binding): when end_overdue first saw it}
+_first_seen = weakref.WeakKeyDictionary()
 
 
 def _transactions(session_mgr) -> tuple:
@@ -106,6 +127,16 @@ def server_limit_message(limit: int, idle_timeout: float) -> str:
     )
 
 
+def reserve_message(user: str, held: int, open_now: int, limit: int, reserve: int, idle_timeout: float) -> str:
+    return (
+        f"download refused: the server has {open_now} of its {limit} downloads open ({ADMIN_DOWNLOAD_SERVER_LIMIT} "
+        f"= {limit}) and keeps the last {reserve} for accounts that hold none ({ADMIN_DOWNLOAD_SERVER_RESERVE} = "
+        f"{reserve}); the account {user} holds {held}. Retry when one of its downloads is finished or cancelled "
+        f"(idle ones are released after {_seconds(idle_timeout)}, every one after "
+        f"{transfer_bounds().max_lifetime:g} s ({ADMIN_DOWNLOAD_MAX_LIFETIME}))"
+    )
+
+
 def admit(conn, command: str, session, session_mgr, idle_timeout: float) -> Optional[str]:
     """None if the download command may run (a pending slot is taken), else the refusal text."""
     if command not in DOWNLOAD_COMMANDS or session is None or session_mgr is None:
@@ -128,8 +159,11 @@ def admit(conn, command: str, session, session_mgr, idle_timeout: float) -> Opti
             return session_limit_message(limits.per_session, idle_timeout)
         if by_user.get(session.user_name, 0) >= limits.per_user:
             return user_limit_message(session.user_name, limits.per_user, idle_timeout)
-        if sum(open_now.values()) >= limits.per_server:
+        total, held = sum(open_now.values()), by_user.get(session.user_name, 0)
+        if total >= limits.per_server:
             return server_limit_message(limits.per_server, idle_timeout)
+        if held and total >= limits.per_server - limits.reserve:
+            return reserve_message(session.user_name, held, total, limits.per_server, limits.reserve, idle_timeout)
         slot = next(_ids)
         _pending[slot] = (session.sess_id, session.user_name, now)
     conn.set_prop(_SLOT, slot)
@@ -142,3 +176,33 @@ def release(conn) -> None:
     if slot is not None:
         with _lock:
             _pending.pop(slot, None)
+
+
+def end_overdue(session_mgr, now: float) -> list:
+    """End the downloads bound longer than admin_download_max_lifetime; the (session, binding) ended.
+
+    The age counts from when this sweep first saw the binding (at most a sweep after the
+    command bound it). Runs in the range server's sweeper thread, never in a shared one:
+    a cancel callback may remove a transaction's folder.
+    """
+    lifetime = transfer_bounds().max_lifetime
+    with session_mgr.sess_update_lock:
+        bindings = {(sid, tx): cancel for sid, txs in session_mgr.downloads.items() for tx, cancel in txs.items()}
+    with _lock:
+        seen = _first_seen.setdefault(session_mgr, {})
+        for key in [k for k in seen if k not in bindings]:
+            del seen[key]
+        overdue = [key for key in bindings if now - seen.setdefault(key, now) > lifetime + OVERDUE_GRACE]
+        for key in overdue:
+            del seen[key]
+    for sid, tx in overdue:
+        session_mgr.end_download(sid, tx)
+        try:
+            bindings[(sid, tx)]()
+        except Exception as e:
+            log.error(f"ending download {tx} of session {sid} after its lifetime failed: {type(e).__name__}: {e}")
+        else:
+            log.warning(
+                f"ended download {tx} of session {sid}: open longer than {lifetime:g} s ({ADMIN_DOWNLOAD_MAX_LIFETIME})"
+            )
+    return overdue

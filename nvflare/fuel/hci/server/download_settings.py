@@ -23,8 +23,11 @@ admin_download_rate_limit paces the bytes of all admin downloads together while 
 runs, so a download cannot take the CPU the job needs (download_pacing).
 
 The limits (admin_download_session_limit, admin_download_user_limit,
-admin_download_server_limit, admin_download_response_timeout) bound what admins'
-downloads hold on the server.
+admin_download_server_limit, admin_download_server_reserve, admin_download_response_timeout)
+bound what admins' downloads hold on the server; the transfer bounds
+(admin_download_ranges_per_transfer, admin_download_ranges_per_user,
+admin_download_max_lifetime, admin_download_min_rate, admin_download_progress_window) bound
+what one download may ask of it at once and for how long (issue 21).
 
 Values are validated when the admin server is created (see job_component_cmds), so a
 typo stops the server at startup instead of failing the first large download.
@@ -64,6 +67,27 @@ DEFAULT_SERVER_LIMIT = 64
 DEFAULT_USER_LIMIT = 16
 DEFAULT_RESPONSE_TIMEOUT = 60.0
 MAX_LIMIT = 100000
+# The last slots of admin_download_server_limit go only to accounts that hold no download,
+# so a few accounts cannot take them all; unset: a quarter of the server limit.
+ADMIN_DOWNLOAD_SERVER_RESERVE = "admin_download_server_reserve"
+SERVER_RESERVE_SHARE = 4  # default reserve = server limit // this
+# Range requests in flight (admitted, not yet answered) per transfer and per account; more
+# are refused at once (component_range_server). The fork's admin client keeps 4 in flight.
+ADMIN_DOWNLOAD_RANGES_PER_TRANSFER = "admin_download_ranges_per_transfer"
+ADMIN_DOWNLOAD_RANGES_PER_USER = "admin_download_ranges_per_user"
+DEFAULT_RANGES_PER_TRANSFER = 4
+DEFAULT_RANGES_PER_USER = 8
+MIN_RANGES_IN_FLIGHT = 4
+MAX_RANGES_IN_FLIGHT = 64
+# A download ends this long after it opened, however active (slow readers cannot hold a
+# slot forever) ...
+ADMIN_DOWNLOAD_MAX_LIFETIME = "admin_download_max_lifetime"
+DEFAULT_MAX_LIFETIME = 6 * 3600.0
+# ... or when it received less than min_rate (MB/s) over the last progress window (s).
+ADMIN_DOWNLOAD_MIN_RATE = "admin_download_min_rate"
+DEFAULT_MIN_RATE = 0.1
+ADMIN_DOWNLOAD_PROGRESS_WINDOW = "admin_download_progress_window"
+DEFAULT_PROGRESS_WINDOW = 60.0
 
 # A transaction shorter than the DownloadService sweep (5 s) plus one receiver retry
 # backoff cannot be told apart from a broken link.
@@ -92,14 +116,18 @@ def _lookup(name: str, getter):
     return value, where
 
 
-def admin_download_timeout(default: float) -> float:
-    """Inactivity timeout (seconds) of an admin download transaction; ``default`` if unset."""
-    value, where = _lookup(ADMIN_DOWNLOAD_TIMEOUT, ConfigService.get_float_var)
+def _seconds_setting(name: str, default: float) -> float:
+    value, where = _lookup(name, ConfigService.get_float_var)
     if value is None:
         return default
     if not value >= MIN_TIMEOUT or value == float("inf"):
         raise ConfigError(f"invalid {where}: {value} must be a number of seconds >= {MIN_TIMEOUT}")
     return value
+
+
+def admin_download_timeout(default: float) -> float:
+    """Inactivity timeout (seconds) of an admin download transaction; ``default`` if unset."""
+    return _seconds_setting(ADMIN_DOWNLOAD_TIMEOUT, default)
 
 
 def upstream_download_timeout(admin) -> float:
@@ -159,6 +187,7 @@ class DownloadLimits(NamedTuple):
     per_server: int
     response_timeout: float
     per_user: int
+    reserve: int = 0  # of per_server, for accounts holding no download (server_reserve)
 
 
 def _limit(name: str, default: int) -> int:
@@ -172,7 +201,7 @@ def _limit(name: str, default: int) -> int:
 
 def download_limits() -> DownloadLimits:
     """admin_download_session_limit, admin_download_server_limit, admin_download_response_timeout,
-    admin_download_user_limit.
+    admin_download_user_limit, admin_download_server_reserve.
 
     A download (download_job, download_job_components, download_job_component) is open from
     the command until its files are delivered, cancelled, idle for admin_download_timeout,
@@ -180,19 +209,86 @@ def download_limits() -> DownloadLimits:
     its direct responses a descriptor and socket buffers. Without a bound one admin could
     hold them all (issue 11: file descriptors ran out and job scheduling stopped), and
     without the per-account bound one account logging in many sessions could hold the
-    whole server limit and lock every other admin out of downloads.
+    whole server limit and lock every other admin out of downloads. Even so four accounts
+    (16 each) could hold the 64 slots for as long as they keep reading; the reserve keeps the
+    last slots for accounts that hold none.
     """
-    timeout, where = _lookup(ADMIN_DOWNLOAD_RESPONSE_TIMEOUT, ConfigService.get_float_var)
-    if timeout is None:
-        timeout = DEFAULT_RESPONSE_TIMEOUT
-    elif not timeout >= MIN_TIMEOUT or timeout == float("inf"):
-        raise ConfigError(f"invalid {where}: {timeout} must be a number of seconds >= {MIN_TIMEOUT}")
+    timeout = _seconds_setting(ADMIN_DOWNLOAD_RESPONSE_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT)
+    per_server = _limit(ADMIN_DOWNLOAD_SERVER_LIMIT, DEFAULT_SERVER_LIMIT)
     return DownloadLimits(
         _limit(ADMIN_DOWNLOAD_SESSION_LIMIT, DEFAULT_SESSION_LIMIT),
-        _limit(ADMIN_DOWNLOAD_SERVER_LIMIT, DEFAULT_SERVER_LIMIT),
+        per_server,
         timeout,
         _limit(ADMIN_DOWNLOAD_USER_LIMIT, DEFAULT_USER_LIMIT),
+        server_reserve(per_server),
     )
+
+
+def server_reserve(per_server: int) -> int:
+    """admin_download_server_reserve: slots of the server limit kept for accounts holding no download."""
+    value, where = _lookup(ADMIN_DOWNLOAD_SERVER_RESERVE, ConfigService.get_int_var)
+    if value is None:
+        return per_server // SERVER_RESERVE_SHARE
+    if not 0 <= value < per_server:
+        raise ConfigError(
+            f"invalid {where}: {value} must be a whole number from 0 to {per_server - 1} (below "
+            f"{ADMIN_DOWNLOAD_SERVER_LIMIT} = {per_server})"
+        )
+    return value
+
+
+class TransferBounds(NamedTuple):
+    """What one download may ask of the server at once, and for how long (see the settings above)."""
+
+    ranges_per_transfer: int
+    ranges_per_user: int
+    max_lifetime: float  # seconds
+    min_rate: float  # bytes per second over progress_window; 0: no minimum
+    progress_window: float  # seconds
+
+
+def transfer_bounds() -> TransferBounds:
+    """admin_download_ranges_per_transfer, admin_download_ranges_per_user, admin_download_max_lifetime,
+    admin_download_min_rate, admin_download_progress_window.
+
+    Without them one account could keep a hundred range requests queued on the server (the
+    excess of a transfer is refused instead), and a reader taking one byte now and then would
+    keep its download, and its slot of admin_download_server_limit, open for ever.
+    """
+    per_transfer = _in_flight(ADMIN_DOWNLOAD_RANGES_PER_TRANSFER, DEFAULT_RANGES_PER_TRANSFER)
+    per_user = _in_flight(ADMIN_DOWNLOAD_RANGES_PER_USER, DEFAULT_RANGES_PER_USER)
+    if per_user < per_transfer:
+        raise ConfigError(
+            f"invalid {ADMIN_DOWNLOAD_RANGES_PER_USER} = {per_user}: it must be at least "
+            f"{ADMIN_DOWNLOAD_RANGES_PER_TRANSFER} = {per_transfer} (an account's one download could not use its own "
+            "share)"
+        )
+    min_rate, where = _lookup(ADMIN_DOWNLOAD_MIN_RATE, ConfigService.get_float_var)
+    if min_rate is None:
+        min_rate = DEFAULT_MIN_RATE
+    elif not 0 <= min_rate <= MAX_RATE_LIMIT:
+        raise ConfigError(
+            f"invalid {where}: {min_rate} must be 0 (no minimum) or a number of MB/s up to {MAX_RATE_LIMIT:g}"
+        )
+    return TransferBounds(
+        per_transfer,
+        per_user,
+        _seconds_setting(ADMIN_DOWNLOAD_MAX_LIFETIME, DEFAULT_MAX_LIFETIME),
+        min_rate * 1000 * 1000,
+        _seconds_setting(ADMIN_DOWNLOAD_PROGRESS_WINDOW, DEFAULT_PROGRESS_WINDOW),
+    )
+
+
+def _in_flight(name: str, default: int) -> int:
+    value, where = _lookup(name, ConfigService.get_int_var)
+    if value is None:
+        return default
+    if not MIN_RANGES_IN_FLIGHT <= value <= MAX_RANGES_IN_FLIGHT:
+        raise ConfigError(
+            f"invalid {where}: {value} must be a whole number from {MIN_RANGES_IN_FLIGHT} (what the fork's admin "
+            f"client keeps in flight) to {MAX_RANGES_IN_FLIGHT}"
+        )
+    return value
 
 
 def admin_session_user_limit() -> int:
@@ -216,10 +312,12 @@ def admin_download_rate_limit() -> float:
 def check_download_settings(default_timeout: Optional[float] = None) -> tuple:
     """Read and validate the settings; raise ConfigError with the message an operator sees.
 
-    Returns (timeout, chunk size, direct); the limits and the rate limit are validated here
-    too (download_limits, admin_download_rate_limit).
+    Returns (timeout, chunk size, direct); the limits, the transfer bounds and the rate limit
+    are validated here too (download_limits, server_reserve, transfer_bounds,
+    admin_download_rate_limit).
     """
     download_limits()
+    transfer_bounds()
     admin_session_user_limit()
     admin_download_rate_limit()
     return admin_download_timeout(default_timeout), admin_download_chunk_size(), admin_download_direct()

@@ -17,16 +17,15 @@ Upstream creates a session for every successful ``_cert_login`` and keeps it unt
 or until it has been idle for the session timeout (1800 s); its monitor ends at most one
 expired session per interval (5 s). Nothing bounds the number per account: one account
 logging in in a loop (no logout) grew the server parent by about 16 KB per session
-(2000 logins: +30 MiB), faster than they expire. A session the server lost is recreated
-from its signed token by the next command, so a refused login would not bound them
-either.
+(2000 logins: +30 MiB), faster than they expire. (The login rate is bounded too, by
+login_limits; this bounds what an account holds.)
 
 So the bound is kept after the fact: after each command (a login included), if the
 account has more than admin_session_user_limit sessions, its least recently active ones
 (never the one that just acted) are ended the upstream way (end_session_by_id: its
 downloads cancelled, the client told why). Nobody is locked out: the newest login always
-works, and an ended session's client that comes back is recreated at the cost of another
-of that account's idle sessions. The account is the user name, as for the download limits
+works; an ended session's token is refused from then on (session_ledger), so its client
+logs in again. The account is the user name, as for the download limits
 (download_admission).
 """
 

@@ -24,9 +24,8 @@ succeeds (audited_authz's post_command sees the login's headers and the token it
 returned), keyed by session id. The admin kit uses the same certificate for its TLS
 connections, so the route can demand that exact certificate.
 
-A session the server recreated from a token (after a restart) has no entry: its
-downloads are not offered the direct route and go by ranges over the session's own
-cell connection.
+Only sessions a login created are ever used (session_ledger refuses a session recreated
+from a token), so every live session has its entry.
 """
 
 import hashlib

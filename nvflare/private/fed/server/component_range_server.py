@@ -27,12 +27,24 @@ preparation (a symlink into the store for FilesystemStorage): nothing is staged.
 
 A transfer belongs to the admin cell whose command opened it (and, on the direct route,
 to the certificate its session logged in with); it ends when that admin says so, when it
-is idle longer than the download timeout, or when the admin's session ends (the session
-manager's download binding). It holds no file descriptor while nobody reads (see
-_Transfer), and how many an admin may open is bounded before the command runs
-(download_admission). The same transfer can also be read in one
+is idle longer than the download timeout, when its session ends (the session manager's
+download binding), when it is older than admin_download_max_lifetime, or when it received
+less than admin_download_min_rate over the last admin_download_progress_window (so a
+reader taking a byte now and then cannot hold its slot for ever). It holds no file
+descriptor while nobody reads (see _Transfer), and how many an admin may open is bounded
+before the command runs (download_admission). The same transfer can also be read in one
 HTTP response on the server's listener (direct_download_route), which is several times
 faster; the ranges are the fallback and the way to resume after an interrupted response.
+
+Nothing of a range waits in the thread it arrived on: range requests are cell request
+callbacks in the connection manager's frame pool, which carries every frame the server
+parent receives (heartbeats, tasks, admin commands). The callback only checks the request
+and admits it, in memory: at most admin_download_ranges_per_transfer in flight per
+transfer and admin_download_ranges_per_user per account, the excess refused at once. An
+admitted range goes to the pace (download_pacing, fair between accounts), then to the
+download threads (download_threads), which read it and send the reply with the cell's
+deferred reply (CoreCell.send_reply for the request's id: the callback returned None, so
+the cell sent nothing). The admin's request/reply protocol is unchanged on the wire.
 """
 
 import os
@@ -40,6 +52,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from typing import Callable, Optional
 
 from nvflare.fuel.f3.cellnet.cell import Cell
@@ -54,29 +67,70 @@ from nvflare.fuel.hci.component_range_defs import (
     MAX_LENGTH,
     MAX_RANGE_LENGTH,
     OFFSET,
+    RANGE_BUSY_CODE,
     RANGE_CHANNEL,
     RANGE_TOPIC,
     SOURCE_FQCN,
     TRANSFER_ID,
     TRANSFER_SIZE,
 )
-from nvflare.fuel.hci.server import download_pacing
+from nvflare.fuel.hci.server import download_admission, download_pacing, download_threads
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.hci.server.download_settings import (
+    ADMIN_DOWNLOAD_MAX_LIFETIME,
+    ADMIN_DOWNLOAD_MIN_RATE,
+    ADMIN_DOWNLOAD_PROGRESS_WINDOW,
+    ADMIN_DOWNLOAD_RANGES_PER_TRANSFER,
+    ADMIN_DOWNLOAD_RANGES_PER_USER,
     ADMIN_DOWNLOAD_SERVER_LIMIT,
     ADMIN_DOWNLOAD_SESSION_LIMIT,
+    TransferBounds,
     admin_download_rate_limit,
     check_download_settings,
     download_limits,
+    transfer_bounds,
     upstream_download_timeout,
 )
 from nvflare.fuel.hci.server.session_certs import session_fingerprint
 from nvflare.fuel.utils.log_utils import get_obj_logger
 
-# How often idle transfers are looked for; the timeout itself is per transfer.
+# How often idle, overdue and slow transfers are looked for; the bounds themselves are per transfer.
 SWEEP_INTERVAL = 1.0
+# Transfers ended by a bound whose reason a late range request is told (the newest ones).
+ENDED_REASONS_KEPT = 1024
 
 UNKNOWN_TRANSFER = "no such transfer: it ended, expired, or belongs to another admin"
+LIFETIME = "lifetime"
+TOO_SLOW = "too slow"
+
+
+def transfer_busy_message(limit: int) -> str:
+    return (
+        f"range refused: this download already has {limit} range requests in flight "
+        f"({ADMIN_DOWNLOAD_RANGES_PER_TRANSFER} = {limit}); ask for the next range when one is answered"
+    )
+
+
+def user_busy_message(user: str, limit: int) -> str:
+    return (
+        f"range refused: the account {user} already has {limit} range requests in flight across its downloads "
+        f"({ADMIN_DOWNLOAD_RANGES_PER_USER} = {limit}); ask for the next range when one is answered"
+    )
+
+
+def lifetime_message(lifetime: float) -> str:
+    return (
+        f"the server ended the download: it was open for {lifetime:g} s, the longest a download may stay open "
+        f"({ADMIN_DOWNLOAD_MAX_LIFETIME}); run the command again to download the file anew"
+    )
+
+
+def too_slow_message(received: int, window: float, min_rate: float) -> str:
+    return (
+        f"the server ended the download: it received {received} bytes in the last {window:g} s, less than the "
+        f"{min_rate / 1e6:g} MB/s a download must keep ({ADMIN_DOWNLOAD_MIN_RATE} over "
+        f"{ADMIN_DOWNLOAD_PROGRESS_WINDOW}); run the command again when the link is faster"
+    )
 
 
 class _Response:
@@ -112,7 +166,10 @@ class _Transfer(direct_download_route.DirectSource):
         self.idle_timeout = idle_timeout
         self.on_activity = on_activity
         self.on_end = on_end
-        self.last_active = time.time()
+        self.opened = self.last_active = time.time()
+        self.bounds: TransferBounds = transfer_bounds()
+        self.group = ""  # transfers of one download (a folder offer) share lifetime and progress
+        self.in_flight = 0  # range requests admitted and not yet answered
         self.served = 0
         self.served_direct = 0
         # reads, the response's descriptor and close never overlap, so a closed fd number
@@ -134,7 +191,7 @@ class _Transfer(direct_download_route.DirectSource):
         return fd
 
     def read(self, offset: int, length: int) -> bytes:
-        """One range: open, read, close."""
+        """One range: open, read, close (in a download thread)."""
         with self.fd_lock:
             if self.closed:
                 raise OSError("the transfer has ended")
@@ -208,8 +265,13 @@ class ComponentRangeServer:
 
     def __init__(self, cell: Cell):
         self.logger = get_obj_logger(self)
+        self.cell = cell
         self.fqcn = cell.get_fqcn()
         self.transfers = {}
+        self.ranges_by_user = {}  # account -> range requests in flight over all its transfers
+        self.ended = OrderedDict()  # transfer id -> (requester, why), for transfers a bound ended
+        self.progress = {}  # group -> (time, bytes served by then): the start of its progress window
+        self.session_mgrs = weakref.WeakSet()  # whose download bindings have a lifetime too
         self.lock = threading.Lock()
         cell.register_request_cb(channel=RANGE_CHANNEL, topic=RANGE_TOPIC, cb=self._handle)
         direct_download_route.set_transfer_lookup(self.lookup)
@@ -227,17 +289,20 @@ class ComponentRangeServer:
         session_id: str = "",
         fingerprint: Optional[str] = None,
         released_with_path: bool = False,
+        group: str = "",
     ) -> tuple:
         """Start serving ``path`` to the cell ``requester`` of admin ``user``; return (transfer id, size).
 
         ``on_end(status)`` runs once when the transfer ends, with "ok", the receiver's
-        reason, "expired" or "cancelled". ``follow_path``: the transfer fails once ``path`` is
-        gone (a deleted job); False keeps serving the file opened now (another owner may
-        remove its folder while it is read). ``fingerprint``: sha256 of the certificate the
-        admin's session logged in with; the direct route serves only that certificate.
-        ``released_with_path``: end the transfer once ``path`` is gone and no response is
-        reading it (a folder offer whose DownloadService transaction completed or expired:
-        an upstream admin client never ends the offer itself).
+        reason, "expired", "cancelled", "lifetime" or "too slow". ``follow_path``: the
+        transfer fails once ``path`` is gone (a deleted job); False keeps serving the file
+        opened now (another owner may remove its folder while it is read). ``fingerprint``:
+        sha256 of the certificate the admin's session logged in with; the direct route
+        serves only that certificate. ``released_with_path``: end the transfer once ``path``
+        is gone and no response is reading it (a folder offer whose DownloadService
+        transaction completed or expired: an upstream admin client never ends the offer
+        itself). ``group``: transfers of one download (the files of a folder offer) share
+        its lifetime and its progress; by default a transfer is its own download.
         """
         transfer = _Transfer(
             path, requester, user, session_id, fingerprint, idle_timeout, on_activity, on_end, follow_path
@@ -245,6 +310,7 @@ class ComponentRangeServer:
         transfer.released_with_path = released_with_path
         transfer.may_respond = self._may_respond
         transfer_id = secrets.token_hex(16)
+        transfer.group = group or transfer_id
         with self.lock:
             self.transfers[transfer_id] = transfer
         return transfer_id, transfer.size
@@ -270,36 +336,59 @@ class ComponentRangeServer:
         with self.lock:
             return self.transfers.get(transfer_id)
 
-    def end(self, transfer_id: str, status: str) -> bool:
-        with self.lock:
-            transfer = self.transfers.pop(transfer_id, None)
+    def end(self, transfer_id: str, status: str, why: str = "") -> bool:
+        """End the transfer now; ``why``: what a later range request of its admin is told."""
+        transfer = self._forget(transfer_id, why)
         if transfer is None:
             return False
+        self._finish(transfer_id, transfer, status, why)
+        return True
+
+    def _forget(self, transfer_id: str, why: str = "") -> Optional[_Transfer]:
+        """Take the transfer out of service (in memory only: a frame thread may call it)."""
+        with self.lock:
+            transfer = self.transfers.pop(transfer_id, None)
+            if transfer is not None and why:
+                self.ended[transfer_id] = (transfer.requester, why)
+                while len(self.ended) > ENDED_REASONS_KEPT:
+                    self.ended.popitem(last=False)
+        return transfer
+
+    def _finish(self, transfer_id: str, transfer: _Transfer, status: str, why: str = ""):
+        """Close a forgotten transfer and clean up after it (its folder, its binding)."""
         transfer.close()
         self.logger.info(
             f"range transfer {transfer_id} ended ({status}) after {transfer.served} bytes served "
-            f"({transfer.served_direct} direct)"
+            f"({transfer.served_direct} direct)" + (f": {why}" if why else "")
         )
         if transfer.on_end:
             try:
                 transfer.on_end(status)
             except Exception as e:
                 self.logger.error(f"clean-up of range transfer {transfer_id} failed: {type(e).__name__}: {e}")
-        return True
 
-    def _handle(self, request: Message) -> Message:
+    # -- range requests: checked and admitted in the frame thread, served in download threads --
+    def _handle(self, request: Message) -> Optional[Message]:
         payload = request.payload if isinstance(request.payload, dict) else {}
         transfer_id = payload.get(TRANSFER_ID)
+        origin = request.get_header(MessageHeaderKey.ORIGIN)
         with self.lock:
-            transfer = self.transfers.get(transfer_id)
-        if transfer is None or transfer.requester != request.get_header(MessageHeaderKey.ORIGIN):
-            return make_reply(ReturnCode.INVALID_REQUEST, error=UNKNOWN_TRANSFER)
+            transfer = self.transfers.get(transfer_id) if isinstance(transfer_id, str) else None
+            ended = self.ended.get(transfer_id) if transfer is None and isinstance(transfer_id, str) else None
+        if transfer is None or transfer.requester != origin:
+            why = ended[1] if ended and ended[0] == origin else UNKNOWN_TRANSFER
+            return make_reply(ReturnCode.INVALID_REQUEST, error=why)
         transfer.last_active = time.time()
         if transfer.on_activity:
             transfer.on_activity()
+        expects_reply = bool(request.get_header(MessageHeaderKey.REPLY_EXPECTED, False))
         if END in payload:
-            self.end(transfer_id, str(payload[END]))
-            return make_reply(ReturnCode.OK)
+            # out of service at once (a second END finds nothing); the clean-up (folders,
+            # bindings) touches the disk: a download thread does it, then answers
+            if self._forget(transfer_id) is not transfer:
+                return make_reply(ReturnCode.OK)  # another END came first
+            download_threads.submit(self._end_and_reply, transfer_id, transfer, str(payload[END]), request)
+            return None
 
         offset, length = payload.get(OFFSET), payload.get(LENGTH)
         if not (isinstance(offset, int) and isinstance(length, int)):
@@ -309,28 +398,123 @@ class ComponentRangeServer:
                 ReturnCode.INVALID_REQUEST,
                 error=f"range {offset}+{length} is outside 0..{transfer.size} or longer than {MAX_RANGE_LENGTH}",
             )
-        try:
-            data = transfer.read(offset, min(length, transfer.size - offset))
-        except OSError as e:
-            return make_reply(ReturnCode.PROCESS_EXCEPTION, error=f"cannot read the component: {e}")
-        download_pacing.pace(len(data))  # admin_download_rate_limit, shared with direct responses
-        return make_reply(ReturnCode.OK, body=data)
+        if not expects_reply:
+            return None  # nobody waits for these bytes: nothing to read
+        refusal = self._admit(transfer)
+        if refusal:
+            return make_reply(RANGE_BUSY_CODE, error=refusal)
+        length = min(length, transfer.size - offset)
+        reply_to = (origin, request.get_header(MessageHeaderKey.REQ_ID), request.get_header(MessageHeaderKey.SECURE))
+        # admin_download_rate_limit, shared fairly with the other accounts and the direct responses
+        download_pacing.submit(
+            transfer.user,
+            transfer_id,
+            length,
+            lambda: download_threads.submit(self._serve, transfer_id, transfer, offset, length, reply_to),
+        )
+        return None  # answered by _serve
 
+    def _admit(self, transfer: _Transfer) -> Optional[str]:
+        bounds = transfer.bounds
+        with self.lock:
+            if transfer.in_flight >= bounds.ranges_per_transfer:
+                return transfer_busy_message(bounds.ranges_per_transfer)
+            if self.ranges_by_user.get(transfer.user, 0) >= bounds.ranges_per_user:
+                return user_busy_message(transfer.user, bounds.ranges_per_user)
+            transfer.in_flight += 1
+            self.ranges_by_user[transfer.user] = self.ranges_by_user.get(transfer.user, 0) + 1
+        return None
+
+    def _release(self, transfer: _Transfer):
+        with self.lock:
+            transfer.in_flight -= 1
+            left = self.ranges_by_user.get(transfer.user, 1) - 1
+            if left > 0:
+                self.ranges_by_user[transfer.user] = left
+            else:
+                self.ranges_by_user.pop(transfer.user, None)
+
+    def _serve(self, transfer_id: str, transfer: _Transfer, offset: int, length: int, reply_to: tuple):
+        try:
+            if transfer.closed:
+                with self.lock:
+                    ended = self.ended.get(transfer_id)
+                reply = make_reply(ReturnCode.INVALID_REQUEST, error=ended[1] if ended else UNKNOWN_TRANSFER)
+            else:
+                reply = make_reply(ReturnCode.OK, body=transfer.read(offset, length))
+        except OSError as e:
+            reply = make_reply(ReturnCode.PROCESS_EXCEPTION, error=f"cannot read the component: {e}")
+        finally:
+            # before the reply leaves: its admin may ask for the next range as soon as it has it
+            self._release(transfer)
+        self._reply(reply, reply_to)
+
+    def _reply(self, reply: Message, reply_to: tuple):
+        origin, req_id, secure = reply_to
+        err = self.cell.send_reply(reply, to_cell=origin, for_req_ids=[req_id], secure=bool(secure))
+        if err:
+            self.logger.warning(f"range reply to {origin} not sent: {err}")
+
+    def _end_and_reply(self, transfer_id: str, transfer: _Transfer, status: str, request: Message):
+        self._finish(transfer_id, transfer, status)
+        if request.get_header(MessageHeaderKey.REPLY_EXPECTED, False):
+            origin = request.get_header(MessageHeaderKey.ORIGIN)
+            reply_to = (
+                origin,
+                request.get_header(MessageHeaderKey.REQ_ID),
+                request.get_header(MessageHeaderKey.SECURE),
+            )
+            self._reply(make_reply(ReturnCode.OK), reply_to)
+
+    # -- the sweeper: idle, overdue and slow transfers ---------------------------------------
     def _sweep(self):
         while True:
             time.sleep(SWEEP_INTERVAL)
-            now = time.time()
-            with self.lock:
-                idle = [tid for tid, t in self.transfers.items() if now - t.last_active > t.idle_timeout]
-                gone = [
-                    tid
-                    for tid, t in self.transfers.items()
-                    if t.released_with_path and tid not in idle and not t.has_response() and not os.path.lexists(t.path)
-                ]
-            for tid in idle:
-                self.end(tid, "expired")
-            for tid in gone:
-                self.end(tid, "released: its download's files are gone")
+            try:
+                self._sweep_once(time.time())
+            except Exception as e:
+                self.logger.error(f"range transfer sweep failed: {type(e).__name__}: {e}")
+
+    def _sweep_once(self, now: float):
+        ending = {}  # transfer id -> (status, why)
+        released = []  # (transfer id, path) of folder offers whose files may be gone
+        with self.lock:
+            groups = {}
+            for tid, t in self.transfers.items():
+                groups.setdefault(t.group, []).append((tid, t))
+                if now - t.last_active > t.idle_timeout:
+                    ending[tid] = ("expired", "")
+                elif t.released_with_path and not t.has_response():
+                    released.append((tid, t.path))
+            for group, members in groups.items():
+                bounds = members[0][1].bounds
+                opened = min(t.opened for _, t in members)
+                served = sum(t.served for _, t in members)
+                if now - opened > bounds.max_lifetime:
+                    why = (LIFETIME, lifetime_message(bounds.max_lifetime))
+                elif bounds.min_rate > 0:
+                    since, served_then = self.progress.setdefault(group, (opened, 0))
+                    if now - since < bounds.progress_window:
+                        continue
+                    received = served - served_then
+                    if received >= bounds.min_rate * (now - since):
+                        self.progress[group] = (now, served)
+                        continue
+                    why = (TOO_SLOW, too_slow_message(received, bounds.progress_window, bounds.min_rate))
+                else:
+                    continue
+                for tid, _ in members:
+                    ending.setdefault(tid, why)
+            for group in [g for g in self.progress if g not in groups]:
+                del self.progress[group]
+            session_mgrs = list(self.session_mgrs)
+        for tid, path in released:  # the disk is looked at outside the lock the frame threads take
+            if not os.path.lexists(path):
+                ending.setdefault(tid, ("released: its download's files are gone", ""))
+        for tid, (status, why) in ending.items():
+            self.end(tid, status, why)
+        for session_mgr in session_mgrs:
+            download_admission.end_overdue(session_mgr, now)
 
 
 def _jobs_running(engine) -> bool:
@@ -357,8 +541,17 @@ class AdminDownload:
         self.fingerprint = session_fingerprint(self.session.sess_id)
         self.direct = direct and direct_download_route.available() and self.fingerprint is not None
         self.server = ComponentRangeServer.for_cell(engine.get_cell())
+        self.server.session_mgrs.add(self.session_mgr)  # its bindings get admin_download_max_lifetime too
 
-    def open(self, path: str, activity_tx_id: str, on_end, follow_path: bool = True, released_with_path=False) -> dict:
+    def open(
+        self,
+        path: str,
+        activity_tx_id: str,
+        on_end,
+        follow_path: bool = True,
+        released_with_path=False,
+        group: str = "",
+    ) -> dict:
         """Open a transfer of ``path`` for this admin; the reply meta that describes it."""
         transfer_id, size = self.server.open(
             path,
@@ -371,6 +564,7 @@ class AdminDownload:
             session_id=self.session.sess_id,
             fingerprint=self.fingerprint,
             released_with_path=released_with_path,
+            group=group,
         )
         transfer = {
             TRANSFER_ID: transfer_id,

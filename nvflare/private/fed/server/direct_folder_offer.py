@@ -31,7 +31,10 @@ transaction cannot cut a running response short. The transfers end when the admi
 so, when idle for the download timeout, with the admin's session, or - for an upstream
 admin client that never takes the offer - as soon as DownloadService's transaction
 removed the files (the range server's sweep, within a second). The download as a whole
-counts once against the download limits (download_admission).
+counts once against the download limits (download_admission), and its files share one
+lifetime and one progress window (admin_download_max_lifetime, admin_download_min_rate):
+a file waiting for its turn is not a slow reader. The DownloadService chunks of the same
+download are read in the fork's download threads and paced too (folder_chunk_offload).
 """
 
 import os
@@ -39,6 +42,7 @@ import threading
 
 from nvflare.fuel.hci.component_range_defs import DIRECT_FILES, TRANSFER_ID
 from nvflare.fuel.utils.log_utils import get_module_logger
+from nvflare.private.fed.server import folder_chunk_offload
 from nvflare.private.fed.server.component_range_server import AdminDownload, ComponentRangeServer
 
 logger = get_module_logger(__name__)
@@ -85,6 +89,12 @@ def offer_direct_files(conn, downloader, tx_path: str, files: list) -> dict:
         if not files:
             return {}
         download = AdminDownload(conn)
+        try:  # DownloadService's own chunks of this download: off the shared stream threads, paced
+            folder_chunk_offload.serve_admin_transaction(
+                download.server.cell, downloader.tx_id, download.session.user_name
+            )
+        except Exception as e:
+            logger.error(f"chunks of transaction {downloader.tx_id} stay with DownloadService: {type(e).__name__}: {e}")
         if not download.direct:
             return {}
         offer = _FolderOffer(download.server, downloader, download.session_mgr, download.session.sess_id, len(files))
@@ -96,6 +106,7 @@ def offer_direct_files(conn, downloader, tx_path: str, files: list) -> dict:
                 on_end=offer.ended,
                 follow_path=False,
                 released_with_path=True,
+                group=offer.binding,  # one download: one lifetime, one progress
             )
             offer.transfer_ids.append(transfer[TRANSFER_ID])
             transfers[ref_id] = transfer

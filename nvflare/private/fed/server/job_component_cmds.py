@@ -45,6 +45,7 @@ from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record
 from nvflare.fuel.f3.drivers import direct_download_route
+from nvflare.fuel.hci.completion_defs import COMPLETE_JOB_ARGS
 from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.component_info_table import add_info_table, info_row
 from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
@@ -61,6 +62,8 @@ from nvflare.fuel.hci.server.download_settings import (
 )
 from nvflare.fuel.utils.file_digest import sha256_and_size
 from nvflare.private.fed.server.component_range_server import AdminDownload
+from nvflare.private.fed.server.job_arg_completion import USAGE as completion_usage
+from nvflare.private.fed.server.job_arg_completion import complete_job_args
 from nvflare.private.fed.server.job_cmds import JobCommandModule
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
 
@@ -114,6 +117,14 @@ class JobComponentCommandModule(JobCommandModule):
                     client_cmd=PULL_COMPONENT_FQN,
                 ),
                 CommandSpec(
+                    name=COMPLETE_JOB_ARGS,  # fl_admin's TAB completion (job_arg_completion)
+                    description="job ids or component names a command of this user may take",
+                    usage=completion_usage,
+                    handler_func=complete_job_args,
+                    authz_func=self.authorize_completion,
+                    visible=False,
+                ),
+                CommandSpec(
                     name=AdminCommandNames.LIST_JOB_COMPONENT_INFO,
                     description="list the components of a job: kind, original file name, format, size, round, best metric, sha256",
                     usage=self.INFO_USAGE,
@@ -143,6 +154,12 @@ class JobComponentCommandModule(JobCommandModule):
 
     def authorize_component_info(self, conn: Connection, args: List[str]):
         return self._authorize_with_args(conn, args, 2, self.INFO_USAGE)
+
+    @staticmethod
+    def authorize_completion(conn: Connection, args: List[str]):
+        # No right of its own: each candidate is offered only if the user holds, for its
+        # job, the right of the command being completed (job_arg_completion).
+        return PreAuthzReturnCode.OK
 
     # -- handlers ------------------------------------------------------------------------
     def _job_manager(self, conn: Connection):

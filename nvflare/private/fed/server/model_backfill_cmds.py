@@ -24,6 +24,12 @@ the command itself by CommandAudit, and every stored model by an audit event of 
 The batch stops taking new jobs when most of the admin client's command timeout is used
 (the client gives up after it): it is idempotent, so running it again goes on where it
 stopped, and the reply says so.
+
+Concurrency: backfills of different jobs run in parallel, a second backfill of the same
+job is answered "in progress" at once (model_backfill), and at most model_backfill_limit
+commands backfill at the same time; one beyond it is refused at once and audited
+(model_backfill_limits: the work runs in this command's thread, taken from the pool every
+message to the server shares, so nothing here ever waits for another backfill).
 """
 
 import os
@@ -45,6 +51,12 @@ from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.sec.audit import AuditService
 from nvflare.fuel.sec.authz import AuthorizationService, AuthzContext, Person
 from nvflare.private.fed.server.job_cmds import JobCommandModule, _active_study_from_conn
+from nvflare.private.fed.server.model_backfill_limits import (
+    DEFAULT_LIMIT,
+    BackfillSlots,
+    busy_message,
+    model_backfill_limit,
+)
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
 
 _BATCH = "_model_backfill_batch"
@@ -56,8 +68,11 @@ class ModelBackfillCommandModule(JobCommandModule):
     """Reuses JobCommandModule's job-id pre-authorization and transaction folders."""
 
     USAGE = f"{BACKFILL_JOB_MODEL} job_id | {ALL_JOBS}"
+    slots = BackfillSlots(DEFAULT_LIMIT)  # replaced by the configured ones when the server starts
 
     def get_spec(self):
+        # Once, while the server starts: a bad model_backfill_limit stops it here.
+        ModelBackfillCommandModule.slots = BackfillSlots(model_backfill_limit())
         return CommandModuleSpec(
             name="model_backfill",
             cmd_specs=[
@@ -128,6 +143,19 @@ class ModelBackfillCommandModule(JobCommandModule):
             return self._error(
                 conn, f"model publishing is disabled on this server ({ENABLED}=false): nothing is backfilled"
             )
+        slots = ModelBackfillCommandModule.slots
+        with slots.take() as taken:
+            if not taken:
+                msg = busy_message(slots.limit)
+                AuditService.add_event(
+                    user=conn.get_prop(ConnProps.USER_NAME, "?"),
+                    action=" ".join(args)[:100],
+                    msg=f" REFUSED: {msg}",
+                )
+                return self._error(conn, msg)
+            self._backfill(conn, settings)
+
+    def _backfill(self, conn: Connection, settings):
         engine = conn.app_ctx
         job_manager = engine.job_def_manager
         if conn.get_prop(_BATCH, False):
@@ -177,6 +205,7 @@ class ModelBackfillCommandModule(JobCommandModule):
     def _backfill_one(self, conn, engine, job_manager, job, settings) -> mb.BackfillResult:
         scratch = str(uuid.uuid4())
         folder = self.tx_path(conn, scratch)
+        self.logger.info(f"{BACKFILL_JOB_MODEL} {job.job_id}: started")
 
         def open_component(name):
             with engine.new_context() as ctx:
