@@ -25,7 +25,7 @@ import signal
 import threading
 
 import pytest
-from downloads import ConsoleDownload, console_download, download_under_way, wait_until
+from downloads import ConsoleDownload, console_download, download_under_way, wait_until, what_was_kept
 from faults import BIG_COMPONENT, CLIENT_GIVE_UP, PROGRESS_TIMEOUT, SERVER_RELEASE
 from job_components import sha256
 
@@ -42,9 +42,11 @@ def downloaded_to(out: str) -> str:
     return m.group(3)
 
 
-def failure(out: str, number: str = "<n>") -> str:
-    """The console's failure line with the range offset that gave up replaced."""
-    return re.sub(r"range at offset \d+", f"range at offset {number}", ConsoleDownload.failure_line(out))
+def failure(out: str, dest) -> str:
+    """The console's failure line with the range offset that gave up replaced and its
+    ending (what was kept for a resume) checked against ``dest`` and cut."""
+    line = what_was_kept(ConsoleDownload.failure_line(out), dest, BIG_COMPONENT)
+    return re.sub(r"range at offset \d+", "range at offset <n>", line)
 
 
 def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_path, reliability):
@@ -58,18 +60,17 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
         # Nothing is left to clean up after a crash: the transfer folder stays (until the restart).
         assert len(serving) == 1 and serving <= system.transfer_transactions()
         out, took = download.finish(timeout=CLIENT_GIVE_UP + 30)
-    message = failure(out)
+    message = failure(out, dest)  # nothing, or a partial file to resume from
     # Which the client sees first depends on how fast the kit's watchdog restarts the server.
     assert message in [
         *(
             f"download of {BIG_COMPONENT} failed: lost the connection to the server (range at offset <n> failed "
-            f"4 times, last: {rc}); no file was kept"
+            f"4 times, last: {rc})"
             for rc in ("comm_error", "target_unreachable", "timeout")
         ),
-        f"download of {BIG_COMPONENT} failed: the server restarted during the download (no callback); no file was kept",
+        f"download of {BIG_COMPONENT} failed: the server restarted during the download (no callback)",
     ], out
     assert took < CLIENT_GIVE_UP, f"the console needed {took:.1f}s to report the lost server"
-    assert os.listdir(dest) == []  # neither a partial file nor a temp file
 
     system.wait_for_restart(killed)  # by the kit's watchdog, startup/sub_start.sh
     assert not serving & system.transfer_transactions(), "the restarted server did not remove the dead transfer folder"
@@ -80,13 +81,15 @@ def test_server_killed_mid_download_then_restarted(fault_system, big_job, tmp_pa
     assert (
         sha256(path) == sha256(stored) == listed_after[[c["name"] for c in listed_after].index(BIG_COMPONENT)]["sha256"]
     )
-    assert os.listdir(dest) == [BIG_COMPONENT]
+    assert os.listdir(dest) == [BIG_COMPONENT]  # the partial file, if any, became the final one
     reliability.record(
         "1",
-        "fl_admin prints `download of MODEL_big failed: lost the connection to the server (... last: comm_error); "
-        "no file was kept` (or `... the server restarted during the download ...` when the watchdog was quicker) "
-        f"within {CLIENT_GIVE_UP:.0f} s; destination folder empty; the restarted server removes the "
-        "dead transfer folder and the same command then succeeds with the recorded sha256",
+        "fl_admin prints `download of MODEL_big failed: lost the connection to the server (... last: comm_error)` "
+        "(or `... the server restarted during the download ...` when the watchdog was quicker) "
+        f"within {CLIENT_GIVE_UP:.0f} s, then `; no file was kept` (destination empty) or, past the first 64 MiB "
+        "block, `; the <n> bytes received so far are kept in <dest>/MODEL_big.part: run the same command again to "
+        "resume`; the restarted server removes the dead transfer folder and the same command then succeeds with "
+        "the recorded sha256, leaving only the final file",
     )
 
     # Restart durability: the publisher's model and the stored component, as before the crash.
@@ -152,13 +155,12 @@ def test_long_stall_fails_cleanly(fault_system, big_job, tmp_path, reliability):
             out, took = download.finish(timeout=CLIENT_GIVE_UP + 30)
         finally:
             resume.join()
-    assert failure(out) == (
+    assert failure(out, dest) == (
         f"download of {BIG_COMPONENT} failed: the server did not answer a chunk request within 3 s, 4 times in a row "
         "(file_download_progress_timeout in the admin kit's fed_admin.json) (range at offset <n> failed 4 times, "
-        "last: timeout); no file was kept"
+        "last: timeout)"
     ), out
     assert CLIENT_GIVE_UP - 3 < took < CLIENT_GIVE_UP + 5, took
-    assert os.listdir(dest) == []
     wait_until(lambda: not serving & system.transfer_transactions(), timeout=SERVER_RELEASE + 10)
     with system.session() as sess:
         path = sess.download_job_component(big_job, "MODEL_global_model", str(tmp_path / "after"))
@@ -166,6 +168,6 @@ def test_long_stall_fails_cleanly(fault_system, big_job, tmp_path, reliability):
     reliability.record(
         "3b",
         f"after {CLIENT_GIVE_UP:.0f} s fl_admin prints `download of MODEL_big failed: the server did not answer a "
-        "chunk request within 3 s, 4 times in a row (file_download_progress_timeout ...)`; destination empty; once "
-        "resumed the server drops the transaction and serves the next download",
+        "chunk request within 3 s, 4 times in a row (file_download_progress_timeout ...)`, then what was kept "
+        "as in row 1; once resumed the server drops the transaction and serves the next download",
     )

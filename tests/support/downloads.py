@@ -16,6 +16,7 @@ and FLARE API sessions in their own processes, so a test can kill, stop or limit
 
 import contextlib
 import json
+import os
 import re
 import resource
 import signal
@@ -28,11 +29,37 @@ from admin_console import AdminConsole
 
 DOWNLOAD_ONCE = Path(__file__).with_name("download_once.py")
 _FAILED = re.compile(r"^(Error: )?download of \S+ failed.*$", re.M)
+_KEPT = re.compile(r"; the (\d+) bytes received so far are kept in (\S+): run the same command again to resume$")
+NOTHING_KEPT = "; no file was kept"
 
 
 def part_files(dest, component: str) -> list:
-    """The admin client's temp files for ``component`` in ``dest`` (never a final name)."""
-    return sorted(Path(dest).glob(f"{component}.part-*"))
+    """The admin client's partial file for ``component`` in ``dest`` (``<final name>.part``,
+    never a final name)."""
+    return sorted(Path(dest).glob(f"{component}*.part"))
+
+
+def what_was_kept(message: str, dest, component: str) -> str:
+    """``message`` without its ending, after checking that ending against ``dest``.
+
+    An interrupted download keeps ``<final name>.part`` once it holds a whole recorded
+    block (a later run resumes from it), and nothing before that; where the fault lands
+    depends on the transfer's speed, so either ending is right, but only with the
+    destination in the matching state: empty, or exactly that partial file of the size
+    the message names."""
+    from nvflare.apis.utils.component_block_hashes import MIN_BLOCK
+
+    left = sorted(os.listdir(dest))
+    kept = _KEPT.search(message)
+    if kept is None:
+        assert message.endswith(NOTHING_KEPT), message
+        assert left == [], f"{message}\nbut the destination holds {left}"
+        return message[: -len(NOTHING_KEPT)]
+    size, path = int(kept.group(1)), Path(kept.group(2))
+    assert path.parent == Path(dest) and left == [path.name], (message, left)
+    assert path.name.startswith(component) and path.name.endswith(".part"), message
+    assert path.stat().st_size == size >= MIN_BLOCK, (message, path.stat().st_size)
+    return message[: kept.start()]
 
 
 def wait_for_part(dest, component: str, min_bytes: int, timeout: float = 120) -> Path:
