@@ -101,7 +101,7 @@ def test_a_changed_patch_makes_the_install_fail_with_the_fix(editable):
     src, py, _ = editable
     patch = src / "patches" / (src / "patches" / "series").read_text().split()[-1]
     original = patch.read_bytes()
-    patch.write_bytes(original.replace(b"Forwarded: no", b"Forwarded: not-needed", 1))
+    patch.write_bytes(original.replace(b"\nLast-Update: ", b"\nLast-Update:  ", 1))
     try:
         proc = probe(py, "import nvflare")
         assert proc.returncode == 1

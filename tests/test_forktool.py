@@ -13,6 +13,7 @@
 # limitations under the License.
 """The patch workflow: the repo's patches are canonical and linted; drift and gaps are caught."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,51 @@ def test_lint_catches_missing_header_and_missing_test(repo_copy, fork_build):
     assert f"lint: {name}: no test under tests/ names it (each patch needs a behaviour test)" in proc.stderr
 
 
+def test_lint_requires_summary_feature_and_the_maintainers(repo_copy, fork_build):
+    series = fork_build.read_series()
+    first, second, third = (repo_copy / "patches" / n for n in series[:3])
+    first.write_text(first.read_text().replace("\nSummary: ", "\nTagline: ", 1))
+    text = second.read_text()
+    feature = re.search(r"^Feature: (.*)$", text, re.M).group(1)
+    text = text.replace(f"\nFeature: {feature}\n", "\nFeature: speed\n", 1)
+    text = re.sub(r"^From: .*$", "From: Seed maintainers <maintainers@users.noreply.example>", text, count=1, flags=re.M)
+    second.write_text(text.replace("\nAuthor: nvflare model fork maintainers\n", "\nAuthor: someone\n", 1))
+    third.write_text(re.sub(r"^(Summary: .*)$", "\\1\n and a second line", third.read_text(), count=1, flags=re.M))
+    proc = forktool(repo_copy, "lint")
+    assert proc.returncode == 1
+    catalog = "storage, publishing, download, transport, backfill, console, provenance, path-guard, kits"
+    assert f"lint: {series[0]}: header lacks 'Summary:'" in proc.stderr
+    assert f"lint: {series[1]}: 'Feature: speed' is not in forktool's catalog ({catalog})" in proc.stderr
+    assert f"lint: {series[1]}: 'From:' must be 'nvflare model fork maintainers <>' (run tree + export)" in proc.stderr
+    assert f"lint: {series[1]}: 'Author:' must be 'nvflare model fork maintainers', not 'someone'" in proc.stderr
+    assert f"lint: {series[2]}: 'Summary:' must be one line of at most 100 characters" in proc.stderr
+
+
+def test_lint_requires_series_in_feature_order(repo_copy, fork_build):
+    series = fork_build.read_series()
+    assert series[-1].startswith("deploy-prepare"), "the series ends with the kits feature"
+    moved = [series[-1], *series[:-1]]
+    (repo_copy / "patches" / "series").write_text("".join(f"{n}\n" for n in moved))
+    proc = forktool(repo_copy, "lint")
+    assert proc.returncode == 1
+    catalog = "storage, publishing, download, transport, backfill, console, provenance, path-guard, kits"
+    assert (
+        f"lint: {series[0]}: 'Feature: storage' comes after a later feature in patches/series "
+        f"(order series by the catalog: {catalog})"
+    ) in proc.stderr
+
+
+def test_repo_patches_are_from_the_maintainers_and_grouped(repo, fork_build):
+    names = fork_build.read_series()
+    features = [re.search(r"^Feature: (.*)$", (repo / "patches" / n).read_text(), re.M).group(1) for n in names]
+    download = [i for i, f in enumerate(features) if f == "download"]
+    assert download == list(range(download[0], download[-1] + 1)), "the download patches read as one block"
+    for name in names:
+        text = (repo / "patches" / name).read_text()
+        assert "\nFrom: nvflare model fork maintainers <>\n" in text
+        assert "example" not in text.split("\ndiff --git", 1)[0]
+
+
 def test_lint_catches_a_patch_that_is_not_a_hook(repo_copy, fork_build):
     name = fork_build.read_series()[0]
     patch = repo_copy / "patches" / name
@@ -110,8 +156,10 @@ def test_lint_catches_a_patch_that_is_not_a_hook(repo_copy, fork_build):
 def test_readme_patch_table_is_generated_and_checked(repo_copy, fork_build):
     name = fork_build.read_series()[0]
     table = forktool(repo_copy, "changes").stdout
-    assert table.splitlines()[0] == "| patch | upstream file(s) | what and why | upstream |"
-    assert f"| `{name}` | `nvflare/apis/storage.py` | Adds DataTypes.MODEL" in table
+    assert table.splitlines()[0] == "| feature | what | upstream files hooked | overlay entry module | doc |"
+    assert "| `storage` | MODEL_ components and the one component-name rule | `nvflare/apis/storage.py` |" in table
+    assert "**`download`**: download one component: command, FLARE API, CLI" in table
+    assert f"| `{name}` | `nvflare/apis/storage.py` | MODEL_ components are valid;" in table
     readme = repo_copy / "patches" / "README.md"
     assert table in readme.read_text(), "patches/README.md carries the generated table"
     assert "forktool changes" not in (repo_copy / "README.md").read_text(), "the user README has no copy"
@@ -121,3 +169,30 @@ def test_readme_patch_table_is_generated_and_checked(repo_copy, fork_build):
     assert "check: patches/README.md's patch table is stale (run forktool.py changes --write)" in proc.stderr
     assert forktool(repo_copy, "changes", "--write").returncode == 0
     assert forktool(repo_copy, "check").returncode == 0
+
+
+def test_feature_map_is_generated_and_checked(repo_copy):
+    readme = repo_copy / "patches" / "README.md"
+    text = readme.read_text()
+    assert text.index("<!-- forktool features: begin") < text.index("## Upstream candidates")
+    assert text.index("## Upstream candidates") < text.index("<!-- forktool changes: begin")
+    readme.write_text(text.replace("| `kits` | kits, images and VMs", "| `kits` | images", 1))
+    proc = forktool(repo_copy, "check")
+    assert proc.returncode == 1
+    assert "check: patches/README.md's feature map is stale (run forktool.py changes --write)" in proc.stderr
+
+
+def test_lint_keeps_upstream_candidates_and_forwarded_in_agreement(repo_copy, fork_build):
+    readme = repo_copy / "patches" / "README.md"
+    first = fork_build.read_series()[0]
+    assert first.startswith("storage-model-data-type"), "the path-traversal fix is the first candidate"
+    text = readme.read_text()
+    assert text.split("## Upstream candidates", 1)[1].split("\n1. `", 1)[1].startswith(first)
+    deploy = next(n for n in fork_build.read_series() if n.startswith("deploy-prepare"))
+    readme.write_text(text.replace(f"1. `{first}`", f"1. `{deploy}`", 1))
+    proc = forktool(repo_copy, "lint")
+    assert proc.returncode == 1
+    assert f"lint: {first}: 'Forwarded: no' but patches/README.md's upstream candidates do not name it" in proc.stderr
+    assert (
+        f"lint: {deploy}: named as an upstream candidate in patches/README.md but 'Forwarded: not-needed'"
+    ) in proc.stderr

@@ -93,11 +93,81 @@ _EXPORT_FLAGS = [
     "--stdout",
 ]
 
-REQUIRED_HEADERS = ("Description", "Why-Not-Overlay", "Forwarded")
+REQUIRED_HEADERS = ("Summary", "Feature", "Description", "Why-Not-Overlay", "Forwarded", "Author")
+
+# Who the patches are from: one name, one address form, written into every patch's From:
+# (by export) and Author: (by hand, checked by lint). The fork has no mailbox, so the address is
+# empty rather than a made-up one.
+MAINTAINERS = "nvflare model fork maintainers"
+MAINTAINERS_FROM = f"{MAINTAINERS} <>"
+
+
+class Feature:
+    """One row of the feature map: what a group of patches adds, and where to read on."""
+
+    def __init__(self, title: str, entry: str, doc: str):
+        self.title = title  # what the feature is, in a few words
+        self.entry = entry  # the overlay module a newcomer opens first
+        self.doc = doc  # the user doc that explains it
+
+
+# The feature catalog. A patch's 'Feature:' names one of these keys; patches/series is ordered
+# by this catalog (then by the order within a feature), and the tables in patches/README.md
+# are grouped by it.
+FEATURES = {
+    "storage": Feature(
+        "MODEL_ components and the one component-name rule",
+        "nvflare/apis/utils/component_names.py",
+        "docs/model-publishing.md",
+    ),
+    "publishing": Feature(
+        "publish each job's models into the job store",
+        "nvflare/app_common/widgets/job_model_store.py",
+        "docs/model-publishing.md",
+    ),
+    "download": Feature(
+        "download one component: command, FLARE API, CLI",
+        "nvflare/private/fed/server/job_component_cmds.py",
+        "docs/download-component.md",
+    ),
+    "transport": Feature(
+        "direct HTTPS route, bounded and faster admin downloads",
+        "nvflare/fuel/f3/drivers/direct_download_route.py",
+        "docs/performance.md",
+    ),
+    "backfill": Feature(
+        "models for jobs that finished before the fork",
+        "nvflare/private/fed/server/model_backfill_cmds.py",
+        "docs/upgrade.md",
+    ),
+    "console": Feature(
+        "fl_admin completion of the fork's commands",
+        "nvflare/fuel/hci/client/console_completion.py",
+        "docs/download-component.md",
+    ),
+    "provenance": Feature(
+        "signed model provenance, verified offline",
+        "nvflare/apis/utils/model_provenance.py",
+        "docs/provenance.md",
+    ),
+    "path-guard": Feature(
+        "job config and job files never reach outside the job",
+        "nvflare/app_common/widgets/persistor_path_guard.py",
+        "docs/security.md",
+    ),
+    "kits": Feature(
+        "kits, images and VMs install the fork",
+        "nvflare/lighter/impl/fork_image.py",
+        "docs/containers.md",
+    ),
+}
 PATCHES_README = build.PATCHES_DIR / "README.md"  # contributor docs: workflow + generated table
 CHANGES_BEGIN = "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py changes --write) -->"
 CHANGES_END = "<!-- forktool changes: end -->"
+FEATURES_BEGIN = "<!-- forktool features: begin (generated from patches/ and FEATURES in tools/forktool.py; run forktool.py changes --write) -->"
+FEATURES_END = "<!-- forktool features: end -->"
 MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
+MAX_SUMMARY = 100  # one line in the generated table; the reasoning stays in Description
 
 
 class ToolError(Exception):
@@ -194,6 +264,8 @@ def export_patches(tree: Path) -> list:
     for sha in shas:
         subject = git(tree, "log", "-1", "--format=%s", sha).strip()
         content = git(tree, *config, "format-patch", *_EXPORT_FLAGS, "-1", sha)
+        # Every patch is from the fork's maintainers, whoever committed it in the tree.
+        content = re.sub(r"^From: .*(?:\n .*)*$", f"From: {MAINTAINERS_FROM}", content, count=1, flags=re.M)
         name = munge_subject(subject)
         if any(name == n for n, _ in out):
             raise ToolError(f"two commits export to the same file name {name}: give them distinct subjects")
@@ -259,9 +331,10 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
 
 def cmd_check(args):
     problems = drift()
-    if readme_changes_section(PATCHES_README.read_text(encoding="utf-8") if PATCHES_README.is_file() else "") != (
-        changes_table()
-    ):
+    readme = PATCHES_README.read_text(encoding="utf-8") if PATCHES_README.is_file() else ""
+    if region(readme, FEATURES_BEGIN, FEATURES_END) != feature_map():
+        problems.append("patches/README.md's feature map is stale (run forktool.py changes --write)")
+    if readme_changes_section(readme) != changes_table():
         problems.append("patches/README.md's patch table is stale (run forktool.py changes --write)")
     for p in problems:
         print(f"check: {p}", file=sys.stderr)
@@ -305,12 +378,23 @@ def changed_lines(text: str) -> int:
 def lint_problems(patches_dir: Path = build.PATCHES_DIR, tests_dir: Path = TESTS_DIR) -> list:
     problems = []
     test_text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(tests_dir.rglob("*.py")))
+    last_rank = 0
     for name in build.read_series(patches_dir / "series"):
         text = (patches_dir / name).read_text(encoding="utf-8")
         fields = patch_header(text)
         for required in REQUIRED_HEADERS:
             if not fields.get(required):
                 problems.append(f"{name}: header lacks '{required}:'")
+        sender = re.search(r"^From: (.*(?:\n .*)*)$", text.split("\nSubject:", 1)[0], re.M)
+        if not sender or " ".join(sender.group(1).split()) != MAINTAINERS_FROM:
+            problems.append(f"{name}: 'From:' must be '{MAINTAINERS_FROM}' (run tree + export)")
+        if fields.get("Author") and fields["Author"] != MAINTAINERS:
+            problems.append(f"{name}: 'Author:' must be '{MAINTAINERS}', not '{fields['Author']}'")
+        feature = fields.get("Feature", "")
+        if feature and feature not in FEATURES:
+            problems.append(f"{name}: 'Feature: {feature}' is not in forktool's catalog ({', '.join(FEATURES)})")
+        if re.search(r"^Summary: .*\n ", text, re.M) or len(fields.get("Summary", "")) > MAX_SUMMARY:
+            problems.append(f"{name}: 'Summary:' must be one line of at most {MAX_SUMMARY} characters")
         forwarded = fields.get("Forwarded", "")
         if forwarded and not (forwarded in ("no", "not-needed") or forwarded.startswith("http")):
             problems.append(f"{name}: 'Forwarded:' must be no, not-needed or a URL, not '{forwarded}'")
@@ -319,6 +403,40 @@ def lint_problems(patches_dir: Path = build.PATCHES_DIR, tests_dir: Path = TESTS
             problems.append(f"{name}: changes {n} lines (> {MAX_CHANGED_LINES}); move the logic into the overlay")
         if name not in test_text:
             problems.append(f"{name}: no test under tests/ names it (each patch needs a behaviour test)")
+        if feature in FEATURES:
+            rank = list(FEATURES).index(feature)
+            if rank < last_rank:
+                problems.append(
+                    f"{name}: 'Feature: {feature}' comes after a later feature in patches/series "
+                    f"(order series by the catalog: {', '.join(FEATURES)})"
+                )
+            last_rank = max(last_rank, rank)
+    problems += candidate_problems(patches_dir)
+    return problems
+
+
+CANDIDATES_HEADING = "## Upstream candidates"
+
+
+def upstream_candidates(readme: Path = PATCHES_README) -> list:
+    """The patch files the hand-written "Upstream candidates" list of patches/README.md names, in order."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if CANDIDATES_HEADING not in text:
+        return []
+    section = text.split(CANDIDATES_HEADING, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\d+\. `([^`]+\.patch)`", section, re.M)
+
+
+def candidate_problems(patches_dir: Path) -> list:
+    """'Forwarded: no' says upstream should take the patch: the candidates list names exactly those."""
+    named = upstream_candidates(patches_dir / PATCHES_README.name)
+    problems = []
+    for name in build.read_series(patches_dir / "series"):
+        forwarded = patch_header((patches_dir / name).read_text(encoding="utf-8")).get("Forwarded", "")
+        if forwarded == "no" and name not in named:
+            problems.append(f"{name}: 'Forwarded: no' but patches/README.md's upstream candidates do not name it")
+        if forwarded != "no" and name in named:
+            problems.append(f"{name}: named as an upstream candidate in patches/README.md but 'Forwarded: {forwarded}'")
     return problems
 
 
@@ -337,16 +455,48 @@ def cmd_lint(args):
 # ---------------------------------------------------------------------------------------
 
 
-def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
-    """Markdown table: each patch, the upstream files it hooks, its Description and upstream status."""
-    rows = ["| patch | upstream file(s) | what and why | upstream |", "|---|---|---|---|"]
+def patch_rows(patches_dir: Path = build.PATCHES_DIR) -> list:
+    """[(name, header fields, upstream files)] in series order."""
+    rows = []
     for name in build.read_series(patches_dir / "series"):
         patch = patches_dir / name
-        fields = patch_header(patch.read_text(encoding="utf-8"))
-        files = ", ".join(f"`{t}`" for t in build.patch_targets(patch))
-        text = fields.get("Description", "").replace("|", "\\|")
-        rows.append(f"| `{name}` | {files} | {text} | {fields.get('Forwarded', '')} |")
-    return "\n".join(rows) + "\n"
+        rows.append((name, patch_header(patch.read_text(encoding="utf-8")), build.patch_targets(patch)))
+    return rows
+
+
+def feature_map(patches_dir: Path = build.PATCHES_DIR) -> str:
+    """The one-screen table: per feature, the upstream files its patches hook, where its code starts, its doc."""
+    rows = patch_rows(patches_dir)
+    lines = [
+        "| feature | what | upstream files hooked | overlay entry module | doc |",
+        "|---|---|---|---|---|",
+    ]
+    for key, feature in FEATURES.items():
+        files = []
+        for _, fields, targets in rows:
+            if fields.get("Feature") == key:
+                files += [t for t in targets if t not in files]
+        hooked = ", ".join(f"`{f}`" for f in files) or "(none)"
+        doc = f"[{feature.doc}](../{feature.doc})"
+        lines.append(f"| `{key}` | {feature.title} | {hooked} | `{feature.entry}` | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
+    """Markdown: per feature, each patch, the upstream files it hooks, its Summary and upstream status."""
+    rows = patch_rows(patches_dir)
+    out = []
+    for key, feature in FEATURES.items():
+        mine = [r for r in rows if r[1].get("Feature") == key]
+        if not mine:
+            continue
+        out += ["", f"**`{key}`**: {feature.title}", "", "| patch | upstream file(s) | summary | forwarded |"]
+        out.append("|---|---|---|---|")
+        for name, fields, targets in mine:
+            files = ", ".join(f"`{t}`" for t in targets)
+            summary = fields.get("Summary", "").replace("|", "\\|")
+            out.append(f"| `{name}` | {files} | {summary} | {fields.get('Forwarded', '')} |")
+    return "\n".join(out).lstrip("\n") + "\n"
 
 
 def write_region(path: Path, begin: str, end: str, body: str, name: str = None) -> None:
@@ -360,19 +510,25 @@ def write_region(path: Path, begin: str, end: str, body: str, name: str = None) 
     path.write_text(f"{head}{begin}\n{body}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
 
 
-def readme_changes_section(text: str):
-    if CHANGES_BEGIN not in text or CHANGES_END not in text:
+def region(text: str, begin: str, end: str):
+    """What stands between the markers in ``text`` (as write_region put it there), or None."""
+    if begin not in text or end not in text:
         return None
-    return text.split(CHANGES_BEGIN, 1)[1].split(CHANGES_END, 1)[0].lstrip("\n")
+    return text.split(begin, 1)[1].split(end, 1)[0].lstrip("\n")
+
+
+def readme_changes_section(text: str):
+    return region(text, CHANGES_BEGIN, CHANGES_END)
 
 
 def cmd_changes(args):
-    table = changes_table()
+    features, table = feature_map(), changes_table()
     if not args.write:
-        print(table, end="")
+        print(features + "\n" + table, end="")
         return 0
+    write_region(PATCHES_README, FEATURES_BEGIN, FEATURES_END, features, "patches/README.md")
     write_region(PATCHES_README, CHANGES_BEGIN, CHANGES_END, table, "patches/README.md")
-    print("patches/README.md patch table updated")
+    print("patches/README.md feature map and patch table updated")
     return 0
 
 
