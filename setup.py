@@ -52,6 +52,31 @@ ENV_CACHE = "NVFLARE_FORK_CACHE"
 # Files that go into the sdist, so a wheel built from it is the same as one built here.
 SDIST_FILES = ["pyproject.toml", "setup.py", "upstream.json", "README.md", "CHANGELOG.md", "LICENSE"]
 
+# Overlay modules that moved (path before -> path now; a target outside nvflare/ is no longer in
+# the wheel), listed in MODIFICATIONS so that a traceback, a site's config or a doc naming the
+# old path can be followed. Kits name only the two widgets, which stay where they are.
+MOVED_OVERLAY_MODULES = {
+    "nvflare/app_common/widgets/best_model_keeper.py": "nvflare/app_common/model_publishing/best_model_keeper.py",
+    "nvflare/app_common/widgets/model_backfill.py": "nvflare/app_common/model_publishing/model_backfill.py",
+    "nvflare/app_common/widgets/model_inventory.py": "nvflare/app_common/model_publishing/model_inventory.py",
+    "nvflare/app_common/widgets/model_prehash.py": "nvflare/app_common/model_publishing/model_prehash.py",
+    "nvflare/app_common/widgets/model_publish_defs.py": "nvflare/app_common/model_publishing/model_publish_defs.py",
+    "nvflare/app_common/widgets/model_publish_settings.py": "nvflare/app_common/model_publishing/model_publish_settings.py",
+    "nvflare/app_common/widgets/model_publisher_injection.py": "nvflare/app_common/model_publishing/model_publisher_injection.py",
+    "nvflare/app_common/widgets/model_signer.py": "nvflare/app_common/model_publishing/model_signer.py",
+    "nvflare/app_common/widgets/model_signing_key.py": "nvflare/app_common/model_publishing/model_signing_key.py",
+    "nvflare/app_common/widgets/run_folder_files.py": "nvflare/app_common/model_publishing/run_folder_files.py",
+    "nvflare/app_common/widgets/persistor_path_guard.py": "nvflare/app_common/path_guard/persistor_path_guard.py",
+    "nvflare/app_common/widgets/persistor_paths.py": "nvflare/app_common/path_guard/persistor_paths.py",
+    "nvflare/app_common/widgets/component_paths.py": "nvflare/app_common/path_guard/component_paths.py",
+    "nvflare/app_common/widgets/site_zones.py": "nvflare/app_common/path_guard/site_zones.py",
+    "nvflare/private/fed/server/component_range_server.py": "nvflare/private/fed/server/component_transfer_server.py",
+    "nvflare/fuel/hci/component_download_defs.py": "nvflare/fuel/hci/job_component_defs.py",
+    "nvflare/fuel/hci/component_range_defs.py": "nvflare/fuel/hci/job_component_defs.py",
+    "nvflare/fuel/hci/completion_defs.py": "nvflare/fuel/hci/job_component_defs.py",
+    "nvflare/fuel/utils/fork_settings.py": "tools/settings_catalog.py (not in the wheel: only the docs generator reads it)",
+}
+
 # Comment syntax per file type, for the Apache-2.0 §4(b) notice in patched files.
 _HASH_COMMENT_SUFFIXES = (".py", ".yml", ".yaml", ".sh", ".cfg", ".toml", ".ini")
 
@@ -422,6 +447,8 @@ def build_wheel_file(out_dir, log=None, editable=False) -> Path:
         lines += [f"  {name}  <- patches/{', patches/'.join(touched[name])}" for name in sorted(patched)]
         lines += ["", "Changed by the build:", f"  {version_py}  (version stamp)", "", "Added files (overlay):"]
         lines += [f"  {name}" for name in overlay]
+        lines += ["", "Overlay modules moved in this revision (before -> now):"]
+        lines += [f"  {old} -> {new}" for old, new in MOVED_OVERLAY_MODULES.items()]
         modifications = ("\n".join(lines) + "\n").encode()
 
         stamp_time = zin.getinfo(version_py).date_time
@@ -517,8 +544,8 @@ EDITABLE_MODULE = "_nvflare_fork_editable"
 
 
 def _editable_finder():
-    """tools/editable_finder.py as a module: the wheel's import hook, and its stamp function."""
-    return _load_file_module("editable_finder", ROOT / "tools" / "editable_finder.py")
+    """editable_finder.py (beside this file) as a module: the wheel's import hook, and its stamp function."""
+    return _load_file_module("editable_finder", ROOT / "editable_finder.py")
 
 
 def patches_stamp() -> str:
@@ -528,7 +555,7 @@ def patches_stamp() -> str:
 
 def editable_files(version: str) -> dict:
     """The finder module and the .pth that installs it at interpreter start."""
-    finder = (ROOT / "tools" / "editable_finder.py").read_text(encoding="utf-8")
+    finder = (ROOT / "editable_finder.py").read_text(encoding="utf-8")
     config = {"repo": str(ROOT), "stamp": patches_stamp(), "version": version}
     finder += f"\n\nCONFIG = {json.dumps(config)}\n"
     return {

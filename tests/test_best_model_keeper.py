@@ -24,8 +24,8 @@ import pytest
 
 from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.app_constant import AppConstants
-from nvflare.app_common.widgets.best_model_keeper import _private_folder, _write_best, best_info
-from nvflare.app_common.widgets.model_inventory import FALLBACK_DIR
+from nvflare.app_common.model_publishing.best_model_keeper import _private_folder, _write_best, best_info
+from nvflare.app_common.model_publishing.model_inventory import FALLBACK_DIR
 
 
 def test_a_linked_publish_folder_is_refused_and_nothing_is_written_outside(tmp_path):

@@ -132,6 +132,12 @@ def test_modifications_manifest(fork, patched, fork_build):
     for name in fork_build.overlay_files():
         assert f"  {name}\n" in text
     assert "nvflare/_version.py  (version stamp)" in text
+    assert fork_build.MOVED_OVERLAY_MODULES, "the moved overlay modules are listed"
+    for old, new in fork_build.MOVED_OVERLAY_MODULES.items():
+        assert f"  {old} -> {new}\n" in text
+        assert old not in fork, f"{old} moved: the wheel has no copy at the old path"
+        if new.startswith("nvflare/"):
+            assert new in fork, f"{old} moved to {new}, which the wheel has"
 
 
 def test_record_matches_every_file(fork):

@@ -28,7 +28,7 @@ def repo_copy(repo, tmp_path):
     """The build inputs in a scratch folder, so a test can break them."""
     dest = tmp_path / "repo"
     dest.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml"):
+    for name in ("setup.py", "editable_finder.py", "upstream.json", "pyproject.toml"):
         shutil.copy2(repo / name, dest / name)
     shutil.copytree(repo / "patches", dest / "patches")
     shutil.copytree(repo / "nvflare", dest / "nvflare", ignore=shutil.ignore_patterns("__pycache__"))

@@ -30,10 +30,10 @@ import pytest
 from nvflare.apis.fl_constant import FLContextKey
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.workspace import Workspace
-from nvflare.app_common.widgets import persistor_path_guard as guard
-from nvflare.app_common.widgets.component_paths import configured_paths
-from nvflare.app_common.widgets.persistor_paths import READ, WRITE, JobFolders, PersistorPath
-from nvflare.app_common.widgets.site_zones import JOB_STORE, WORKSPACE, site_zones
+from nvflare.app_common.path_guard import persistor_path_guard as guard
+from nvflare.app_common.path_guard.component_paths import configured_paths
+from nvflare.app_common.path_guard.persistor_paths import READ, WRITE, JobFolders, PersistorPath
+from nvflare.app_common.path_guard.site_zones import JOB_STORE, WORKSPACE, site_zones
 
 JOB = "4c1f7e0a-attacker"
 VICTIM = "77d0c0de-victim"

@@ -51,7 +51,7 @@ from nvflare.fuel.f3.drivers.direct_download_route import BUSY, ROUTE, TRANSFER_
 from nvflare.fuel.flare_api.api_spec import AuthorizationError
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
-from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
+from nvflare.fuel.hci.job_component_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.server.download_admission import server_limit_message, session_limit_message, user_limit_message
 from nvflare.fuel.hci.server.session_admission import ended_message
 
@@ -520,7 +520,7 @@ def test_an_upstream_client_leaves_no_offer_behind(bounded, tmp_path):
     when DownloadService's transaction is done, the offer's transfers are released too, and
     they never held a descriptor."""
     from nvflare.fuel.f3.streaming.file_downloader import download_file
-    from nvflare.fuel.hci.component_range_defs import DIRECT_FILES
+    from nvflare.fuel.hci.job_component_defs import DIRECT_FILES
     from nvflare.fuel.hci.proto import MetaKey
 
     system, job_id = bounded

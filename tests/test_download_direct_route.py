@@ -42,7 +42,7 @@ from job_components import LEAD, finished_job_with_component, sha256
 from nvflare.fuel.f3.drivers.direct_download_route import ROUTE
 from nvflare.fuel.hci.client.component_direct_reader import DirectUnavailable, direct_endpoint, read_direct
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
-from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, RANGE_TRANSFER, TRANSFER_ID
+from nvflare.fuel.hci.job_component_defs import DIRECT_ROUTE, RANGE_TRANSFER, TRANSFER_ID
 
 MIB = 1024 * 1024
 SIZE = 32 * MIB + 321

@@ -44,7 +44,7 @@ from range_flood import Flood
 from server_probe import BackgroundProbe, ServerProbe
 
 from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeRetryable, RangeSource
-from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER
+from nvflare.fuel.hci.job_component_defs import RANGE_TRANSFER
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ SIZE = 8 * MIB
 ROUNDS = 8
 PROBE_RANGE = 128 * 1024
 RANGES_PER_TRANSFER, RANGES_PER_USER = 4, 8  # the shipped defaults
-# The exact refusals (component_range_server), and as the flood records them (with the return code).
+# The exact refusals (component_transfer_server), and as the flood records them (with the return code).
 TRANSFER_BUSY_TEXT = (
     f"range refused: this download already has {RANGES_PER_TRANSFER} range requests in flight "
     f"(admin_download_ranges_per_transfer = {RANGES_PER_TRANSFER}); ask for the next range when one is answered"

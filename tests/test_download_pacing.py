@@ -40,7 +40,7 @@ from flare_system import PROJECT_ADMIN, FlareSystem
 from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
-from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER
+from nvflare.fuel.hci.job_component_defs import RANGE_TRANSFER
 
 MB = 1000 * 1000
 MIB = 1024 * 1024

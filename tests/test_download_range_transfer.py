@@ -29,7 +29,7 @@ import pytest
 from job_components import LEAD, finished_job_with_component
 
 from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeRetryable, RangeSource, read_ranges
-from nvflare.fuel.hci.component_range_defs import MAX_RANGE_LENGTH, RANGE_TRANSFER
+from nvflare.fuel.hci.job_component_defs import MAX_RANGE_LENGTH, RANGE_TRANSFER
 
 MIB = 1024 * 1024
 SIZE = 8 * MIB + 123

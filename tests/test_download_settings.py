@@ -38,7 +38,7 @@ from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
 from nvflare.fuel.hci.client.component_range_reader import RangeRefused, RangeSource
-from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, RANGE_TRANSFER
+from nvflare.fuel.hci.job_component_defs import DIRECT_ROUTE, RANGE_TRANSFER
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

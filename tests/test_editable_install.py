@@ -33,7 +33,7 @@ def editable(repo, tmp_path_factory):
     root = tmp_path_factory.mktemp("editable")
     src = root / "src"
     src.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml"):
+    for name in ("setup.py", "editable_finder.py", "upstream.json", "pyproject.toml"):
         shutil.copy2(repo / name, src / name)
     for folder in ("patches", "nvflare", "tools"):
         shutil.copytree(repo / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))

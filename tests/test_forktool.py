@@ -25,9 +25,9 @@ import pytest
 def repo_copy(repo, tmp_path):
     dest = tmp_path / "repo"
     dest.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "editable_finder.py", "upstream.json", "pyproject.toml", "README.md"):
         shutil.copy2(repo / name, dest / name)
-    for folder in ("patches", "tools", "tests", "nvflare"):
+    for folder in ("patches", "tools", "tests", "nvflare", "docs"):
         shutil.copytree(repo / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
@@ -104,7 +104,9 @@ def test_lint_requires_summary_feature_and_the_maintainers(repo_copy, fork_build
     text = second.read_text()
     feature = re.search(r"^Feature: (.*)$", text, re.M).group(1)
     text = text.replace(f"\nFeature: {feature}\n", "\nFeature: speed\n", 1)
-    text = re.sub(r"^From: .*$", "From: Seed maintainers <maintainers@users.noreply.example>", text, count=1, flags=re.M)
+    text = re.sub(
+        r"^From: .*$", "From: Seed maintainers <maintainers@users.noreply.example>", text, count=1, flags=re.M
+    )
     second.write_text(text.replace("\nAuthor: nvflare model fork maintainers\n", "\nAuthor: someone\n", 1))
     third.write_text(re.sub(r"^(Summary: .*)$", "\\1\n and a second line", third.read_text(), count=1, flags=re.M))
     proc = forktool(repo_copy, "lint")
@@ -196,3 +198,54 @@ def test_lint_keeps_upstream_candidates_and_forwarded_in_agreement(repo_copy, fo
     assert (
         f"lint: {deploy}: named as an upstream candidate in patches/README.md but 'Forwarded: not-needed'"
     ) in proc.stderr
+
+
+REGENERATE = {
+    "docs/contributing/upstream-drift.md": (
+        "the upstream drift report",
+        "python3 tools/upstream_drift.py --upstream-repo <NVFlare clone> --write",
+    ),
+    "docs/contributing/upstream-parity.md": (
+        "the upstream parity report",
+        "python3 tools/upstream_parity.py --upstream-repo <NVFlare clone> --workers 2 --write-doc",
+    ),
+    "docs/settings.md": ("the settings table", ".venv-test/bin/python tools/settings_table.py --write"),
+}
+
+
+def series_stamp(root):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import forktool; print(forktool.series_stamp())"],
+        cwd=root / "tools",
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize("doc", sorted(REGENERATE))
+def test_check_names_a_region_produced_from_another_series(repo_copy, doc):
+    current = series_stamp(repo_copy)
+    path = repo_copy / doc
+    text = path.read_text()
+    assert f"<!-- produced from patch series {current} -->" in text, f"{doc} is stamped with the current series"
+    path.write_text(text.replace(current, "0123456789abcdef (18 patches)", 1))
+    proc = forktool(repo_copy, "check")
+    assert proc.returncode == 1
+    what, command = REGENERATE[doc]
+    assert (
+        f"check: {doc}: {what} was produced from patch series 0123456789abcdef (18 patches), "
+        f"patches/series is now {current}; regenerate it: {command}"
+    ) in proc.stderr
+
+
+def test_the_series_stamp_follows_the_diffs_not_the_headers(repo_copy, fork_build):
+    before = series_stamp(repo_copy)
+    assert before.endswith(f" ({len(fork_build.read_series())} patches)")
+    patch = repo_copy / "patches" / fork_build.read_series()[0]
+    text = patch.read_text()
+    patch.write_text(text.replace("\nSummary: ", "\nSummary: Reworded. ", 1))
+    assert series_stamp(repo_copy) == before, "a header change leaves the reports valid"
+    patch.write_text(text.replace('+    MODEL = "MODEL"\n', '+    MODEL = "MODEL"  # changed\n', 1))
+    assert series_stamp(repo_copy) != before

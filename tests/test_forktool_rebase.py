@@ -77,7 +77,7 @@ def make_release(upstream_wheel, dest_dir, version="2.9.1"):
 def rebase_setup(repo, tmp_path, upstream_wheel):
     src = tmp_path / "repo"
     src.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "editable_finder.py", "upstream.json", "pyproject.toml", "README.md"):
         shutil.copy2(repo / name, src / name)
     for folder in ("patches", "tools", "tests", "nvflare"):
         shutil.copytree(repo / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))

@@ -229,7 +229,7 @@ def test_pytorch_user_loads_final_and_best_model_as_downloaded(flare_system, tmp
 def test_documented_fallback_lines_load_keras_and_pytorch_npz_and_fobs(tmp_path):
     import torch
 
-    from nvflare.app_common.widgets.best_model_keeper import _write_best
+    from nvflare.app_common.model_publishing.best_model_keeper import _write_best
     from nvflare.app_opt.tf.utils import flat_layer_weights_dict
 
     trained = tiny_keras()

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from nvflare.app_common.widgets import model_backfill as mb
+from nvflare.app_common.model_publishing import model_backfill as mb
 from nvflare.private.fed.server.model_backfill_limits import BackfillSlots, busy_message
 
 

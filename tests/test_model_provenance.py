@@ -25,7 +25,7 @@ import pytest
 from pki import CA
 
 from nvflare.apis.utils import model_provenance as mp
-from nvflare.app_common.widgets.model_signer import provenance_for, server_key_files
+from nvflare.app_common.model_publishing.model_signer import provenance_for, server_key_files
 
 DATA = b"model bytes " * 100
 SHA = hashlib.sha256(DATA).hexdigest()

@@ -23,7 +23,7 @@ import sys
 
 import pytest
 
-READ = "from nvflare.app_common.widgets.model_publish_settings import load_publish_settings as l; print(l())"
+READ = "from nvflare.app_common.model_publishing.model_publish_settings import load_publish_settings as l; print(l())"
 
 
 def read_settings(**env):

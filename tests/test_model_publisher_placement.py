@@ -26,7 +26,7 @@ import pytest
 from nvflare.apis.fl_constant import FLContextKey
 from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.job_launcher.server_process_launcher import ServerProcessJobLauncher
-from nvflare.app_common.widgets.model_publisher_injection import (
+from nvflare.app_common.model_publishing.model_publisher_injection import (
     JOB_META_KEY,
     job_launchers,
     own_image_launchers,

@@ -179,7 +179,7 @@ import os
 
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_component import FLComponent
-from nvflare.app_common.widgets.model_publish_defs import KIND_GLOBAL, MODE_LOCAL, Key, file_identity, send_publish_request
+from nvflare.app_common.model_publishing.model_publish_defs import KIND_GLOBAL, MODE_LOCAL, Key, file_identity, send_publish_request
 
 
 class PublishAttacker(FLComponent):

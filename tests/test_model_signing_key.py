@@ -35,7 +35,7 @@ from pki import CA, key_pem
 from upstream_flare import upstream_kits, upstream_nvflare
 
 from nvflare.apis.utils import model_provenance as mp
-from nvflare.app_common.widgets import model_signing_key as msk
+from nvflare.app_common.model_publishing import model_signing_key as msk
 
 NVFLARE = str(Path(sys.executable).parent / "nvflare")
 PROCESS = "nvflare.app_common.job_launcher.server_process_launcher.ServerProcessJobLauncher"
@@ -252,7 +252,7 @@ def test_a_bad_setting_is_announced_and_the_server_signs_weaker(workspace, monke
     """What JobModelStore logs at startup (model_signer.announce) when a signing setting is invalid."""
     from nvflare.apis.fl_context import FLContext
     from nvflare.apis.workspace import Workspace
-    from nvflare.app_common.widgets import model_signer
+    from nvflare.app_common.model_publishing import model_signer
 
     class Engine:  # the server engine's one call announce makes
         def __init__(self, ws):

@@ -23,15 +23,15 @@ import json
 
 import pytest
 
-from nvflare.app_common.widgets.job_model_store import JobModelStore, _Refused, _senders_hash
-from nvflare.app_common.widgets.model_publish_defs import Key
-from nvflare.app_common.widgets.model_publisher_injection import (
+from nvflare.app_common.model_publishing.model_publish_defs import Key
+from nvflare.app_common.model_publishing.model_publisher_injection import (
     INJECTED_ID,
     PUBLISHER_PATH,
     Outcome,
     configures_publisher,
     inject_publisher,
 )
+from nvflare.app_common.widgets.job_model_store import JobModelStore, _Refused, _senders_hash
 from nvflare.fuel.f3.message import Message
 from nvflare.private.defs import AUTH_CLIENT_NAME_FOR_SJ, CellMessageHeaderKeys
 

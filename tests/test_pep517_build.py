@@ -35,7 +35,15 @@ def src(repo, tmp_path):
     """A clean source tree (what a clone holds), so pip and build see no local build leftovers."""
     dest = tmp_path / "src"
     dest.mkdir()
-    for name in ("setup.py", "upstream.json", "pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE"):
+    for name in (
+        "setup.py",
+        "editable_finder.py",
+        "upstream.json",
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "LICENSE",
+    ):
         if (repo / name).exists():
             shutil.copy2(repo / name, dest / name)
     shutil.copytree(repo / "patches", dest / "patches")

@@ -30,9 +30,9 @@ from nvflare.apis.workspace import Workspace
 from nvflare.app_common.abstract.model_persistor import ModelPersistor
 from nvflare.app_common.ccwf.comps.np_file_model_persistor import NPFileModelPersistor
 from nvflare.app_common.np.np_model_persistor import NPModelPersistor
-from nvflare.app_common.widgets import persistor_path_guard as guard
-from nvflare.app_common.widgets.component_paths import configured_paths as persistor_paths
-from nvflare.app_common.widgets.persistor_paths import READ, WRITE, JobFolders
+from nvflare.app_common.path_guard import persistor_path_guard as guard
+from nvflare.app_common.path_guard.component_paths import configured_paths as persistor_paths
+from nvflare.app_common.path_guard.persistor_paths import READ, WRITE, JobFolders
 from nvflare.app_common.workflows.lr.np_persistor import LRModelPersistor
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 

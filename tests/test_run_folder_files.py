@@ -23,8 +23,8 @@ import threading
 
 import pytest
 
-from nvflare.app_common.widgets import run_folder_files as rff
-from nvflare.app_common.widgets.run_folder_files import (
+from nvflare.app_common.model_publishing import run_folder_files as rff
+from nvflare.app_common.model_publishing.run_folder_files import (
     RULE,
     RefusedFile,
     check_in_run_folder,
@@ -279,7 +279,7 @@ def test_prehasher_hashes_only_files_inside_the_run_folder(tree):
     """The background hasher (model_prehash) never opens a path the rule refuses, and says so once."""
     import logging
 
-    from nvflare.app_common.widgets.model_prehash import ModelPreHasher
+    from nvflare.app_common.model_publishing.model_prehash import ModelPreHasher
 
     run, outside = tree
     records = []
@@ -333,7 +333,7 @@ def test_stream_reads_the_checked_descriptor_not_the_path(tree):
 
 FULL_VOLUME_COPY = """
 import os, resource, signal, sys
-from nvflare.app_common.widgets.run_folder_files import open_in_run_folder
+from nvflare.app_common.model_publishing.run_folder_files import open_in_run_folder
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 model, run, dest = sys.argv[1:]

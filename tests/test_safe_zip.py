@@ -21,7 +21,7 @@ import zipfile
 import pytest
 from crafted_zips import absolute_path, bomb, build, dot_dot, duplicate, symlink
 
-from nvflare.app_common.widgets.model_backfill import model_sources
+from nvflare.app_common.model_publishing.model_backfill import model_sources
 from nvflare.fuel.utils.safe_zip import ArchiveRefused, SafeZip, ZipLimits
 
 REAL = {"app_server/config/config_fed_server.json": b"{}", "app_server/FL_global_model.pt": b"weights" * 100}

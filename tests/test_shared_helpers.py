@@ -103,7 +103,7 @@ def test_counter_fed_in_any_pieces_equals_one_pass():
 def test_every_former_copy_now_measures_through_the_helper(sample, tmp_path):
     """Each place that hashed files with its own loop gives the helper's answer, byte for byte."""
     from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, make_record
-    from nvflare.app_common.widgets.run_folder_files import open_in_run_folder
+    from nvflare.app_common.model_publishing.run_folder_files import open_in_run_folder
     from nvflare.fuel.utils.safe_zip import SafeZip
 
     path, data = sample
@@ -128,7 +128,7 @@ def test_prehash_of_a_multi_block_model_is_the_helpers(tmp_path):
     """The background pre-hasher reads the opened file through the helper's blocks."""
     import logging
 
-    from nvflare.app_common.widgets.model_prehash import ModelPreHasher
+    from nvflare.app_common.model_publishing.model_prehash import ModelPreHasher
 
     data = _data(2 * BLOCK + 5)
     model = tmp_path / "app_server" / "FL_global_model.pt"

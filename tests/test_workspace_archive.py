@@ -25,9 +25,9 @@ import zipfile
 
 import pytest
 
+from nvflare.app_common.model_publishing.model_backfill import member_origin, missing_member_note
 from nvflare.app_common.storages.filesystem_storage import FilesystemStorage
 from nvflare.app_common.storages.workspace_archive import ARCHIVE_MARK, LINKED_MARK
-from nvflare.app_common.widgets.model_backfill import member_origin, missing_member_note
 from nvflare.fuel.utils.safe_zip import SafeZip
 
 SECRET = b"-----BEGIN PRIVATE KEY-----\nthe parent's model-signing key\n"

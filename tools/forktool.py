@@ -21,8 +21,12 @@ The only way patches are edited (Electron's import/export workflow, Debian's gbp
   check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
           or if patches/ holds a file series does not list
   lint    every patch has a DEP-3 style header and a behaviour test that names it
-  changes print (or --write into patches/README.md) the table of what each patch changes,
-          made from the patch headers; check fails when patches/README.md's copy is stale
+  changes print (or --write into patches/README.md) the feature map and the table of what
+          each patch changes, made from the patch headers and FEATURES; check fails when
+          patches/README.md's copy is stale
+  check   also fails when a generated doc region (GENERATED_REGIONS: feature map, patch table,
+          settings table, upstream drift and parity reports) carries the stamp of another
+          patch series than patches/series, naming the command that regenerates it
   rebase  move the patch series onto a new upstream wheel with git's 3-way merges: report
           per patch (applies unchanged / merged automatically / conflicts), pin the new
           wheel in upstream.json, and leave .work/tree mid-rebase at the first conflict
@@ -152,7 +156,7 @@ FEATURES = {
     ),
     "path-guard": Feature(
         "job config and job files never reach outside the job",
-        "nvflare/app_common/widgets/persistor_path_guard.py",
+        "nvflare/app_common/path_guard/persistor_path_guard.py",
         "docs/security.md",
     ),
     "kits": Feature(
@@ -162,10 +166,6 @@ FEATURES = {
     ),
 }
 PATCHES_README = build.PATCHES_DIR / "README.md"  # contributor docs: workflow + generated table
-CHANGES_BEGIN = "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py changes --write) -->"
-CHANGES_END = "<!-- forktool changes: end -->"
-FEATURES_BEGIN = "<!-- forktool features: begin (generated from patches/ and FEATURES in tools/forktool.py; run forktool.py changes --write) -->"
-FEATURES_END = "<!-- forktool features: end -->"
 MAX_CHANGED_LINES = 12  # a patch is a hook; logic goes into the overlay
 MAX_SUMMARY = 100  # one line in the generated table; the reasoning stays in Description
 
@@ -332,10 +332,11 @@ def drift(patches_dir: Path = build.PATCHES_DIR) -> list:
 def cmd_check(args):
     problems = drift()
     readme = PATCHES_README.read_text(encoding="utf-8") if PATCHES_README.is_file() else ""
-    if region(readme, FEATURES_BEGIN, FEATURES_END) != feature_map():
+    if split_stamp(region(readme, FEATURES_REGION.begin, FEATURES_REGION.end))[1] != feature_map():
         problems.append("patches/README.md's feature map is stale (run forktool.py changes --write)")
-    if readme_changes_section(readme) != changes_table():
+    if split_stamp(region(readme, CHANGES_REGION.begin, CHANGES_REGION.end))[1] != changes_table():
         problems.append("patches/README.md's patch table is stale (run forktool.py changes --write)")
+    problems += stale_regions()
     for p in problems:
         print(f"check: {p}", file=sys.stderr)
     if problems:
@@ -499,15 +500,122 @@ def changes_table(patches_dir: Path = build.PATCHES_DIR) -> str:
     return "\n".join(out).lstrip("\n") + "\n"
 
 
-def write_region(path: Path, begin: str, end: str, body: str, name: str = None) -> None:
+def write_region(path: Path, begin: str, end: str, body: str, name: str = None, stamp: str = None) -> None:
     """Replace what stands between the markers ``begin`` and ``end`` in the doc ``path`` with
     ``body``: how every generated table or report gets into its doc (the patch table, the
-    settings table, the drift and parity reports). Exits naming the doc if a marker is missing."""
+    settings table, the drift and parity reports). ``stamp`` (series_stamp() of the series the
+    body was produced from) goes first, so check can tell a region made from another series.
+    Exits naming the doc if a marker is missing."""
     text = path.read_text(encoding="utf-8")
     if begin not in text or end not in text:
         raise SystemExit(f"{name or path} lacks the markers {begin!r} ... {end!r}")
     head, rest = text.split(begin, 1)
-    path.write_text(f"{head}{begin}\n{body}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+    stamped = f"{STAMP_PREFIX}{stamp} -->\n{body}" if stamp else body
+    path.write_text(f"{head}{begin}\n{stamped}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# generated regions: each carries the stamp of the patch series it was produced from
+# ---------------------------------------------------------------------------------------
+
+STAMP_PREFIX = "<!-- produced from patch series "
+
+
+def series_stamp(patches_dir: Path = build.PATCHES_DIR) -> str:
+    """A short hash of what the series applies: the patch names in order and each patch's diff.
+
+    The headers are left out: a reworded Summary changes no patched file, so it does not make
+    the drift or parity reports (tens of minutes to regenerate) stale.
+    """
+    import hashlib
+
+    names = build.read_series(patches_dir / "series")
+    digest = hashlib.sha256()
+    for name in names:
+        text = (patches_dir / name).read_bytes()
+        digest.update(name.encode("utf-8") + b"\0" + text[text.find(b"\ndiff --git ") :] + b"\0")
+    return f"{digest.hexdigest()[:16]} ({len(names)} patches)"
+
+
+def split_stamp(region_text: str):
+    """(stamp or None, body) of a region's text as write_region wrote it."""
+    if region_text is not None and region_text.startswith(STAMP_PREFIX):
+        line, body = region_text.split("\n", 1)
+        return line[len(STAMP_PREFIX) :].rsplit(" -->", 1)[0], body
+    return None, region_text
+
+
+class Region:
+    """A generated region of a doc: where it is, its markers, and the command that regenerates it."""
+
+    def __init__(self, doc: str, what: str, begin: str, end: str, command: str):
+        self.doc, self.what, self.begin, self.end, self.command = doc, what, begin, end, command
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.doc
+
+
+CONTRIBUTING_DOCS = "docs/contributing"
+DRIFT_REGION = Region(
+    f"{CONTRIBUTING_DOCS}/upstream-drift.md",
+    "the upstream drift report",
+    "<!-- upstream drift: begin (generated by tools/upstream_drift.py --write) -->",
+    "<!-- upstream drift: end -->",
+    "python3 tools/upstream_drift.py --upstream-repo <NVFlare clone> --write",
+)
+PARITY_REGION = Region(
+    f"{CONTRIBUTING_DOCS}/upstream-parity.md",
+    "the upstream parity report",
+    "<!-- upstream parity: begin (generated by tools/upstream_parity.py --write-doc) -->",
+    "<!-- upstream parity: end -->",
+    "python3 tools/upstream_parity.py --upstream-repo <NVFlare clone> --workers 2 --write-doc",
+)
+SETTINGS_REGION = Region(
+    "docs/settings.md",
+    "the settings table",
+    "<!-- settings table: begin (generated by tools/settings_table.py --write) -->",
+    "<!-- settings table: end -->",
+    ".venv-test/bin/python tools/settings_table.py --write",
+)
+FEATURES_REGION = Region(
+    "patches/README.md",
+    "the feature map",
+    "<!-- forktool features: begin (generated from patches/ and FEATURES in tools/forktool.py; "
+    "run forktool.py changes --write) -->",
+    "<!-- forktool features: end -->",
+    "python3 tools/forktool.py changes --write",
+)
+CHANGES_REGION = Region(
+    "patches/README.md",
+    "the patch table",
+    "<!-- forktool changes: begin (generated from patches/; edit the patch headers, then run forktool.py "
+    "changes --write) -->",
+    "<!-- forktool changes: end -->",
+    "python3 tools/forktool.py changes --write",
+)
+GENERATED_REGIONS = (FEATURES_REGION, CHANGES_REGION, SETTINGS_REGION, DRIFT_REGION, PARITY_REGION)
+
+
+def stale_regions(root: Path = None) -> list:
+    """A problem per generated region produced from another series than patches/series now."""
+    root = root or ROOT
+    current = series_stamp(root / "patches")
+    problems = []
+    for r in GENERATED_REGIONS:
+        path = root / r.doc
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        body = region(text, r.begin, r.end)
+        if body is None:
+            problems.append(f"{r.doc} lacks {r.what} (its markers); regenerate it: {r.command}")
+            continue
+        stamp, _ = split_stamp(body)
+        if stamp != current:
+            problems.append(
+                f"{r.doc}: {r.what} was produced from patch series {stamp or '(no stamp)'}, "
+                f"patches/series is now {current}; regenerate it: {r.command}"
+            )
+    return problems
 
 
 def region(text: str, begin: str, end: str):
@@ -517,17 +625,14 @@ def region(text: str, begin: str, end: str):
     return text.split(begin, 1)[1].split(end, 1)[0].lstrip("\n")
 
 
-def readme_changes_section(text: str):
-    return region(text, CHANGES_BEGIN, CHANGES_END)
-
-
 def cmd_changes(args):
     features, table = feature_map(), changes_table()
     if not args.write:
         print(features + "\n" + table, end="")
         return 0
-    write_region(PATCHES_README, FEATURES_BEGIN, FEATURES_END, features, "patches/README.md")
-    write_region(PATCHES_README, CHANGES_BEGIN, CHANGES_END, table, "patches/README.md")
+    stamp = series_stamp()
+    for r, body in ((FEATURES_REGION, features), (CHANGES_REGION, table)):
+        write_region(PATCHES_README, r.begin, r.end, body, r.doc, stamp=stamp)
     print("patches/README.md feature map and patch table updated")
     return 0
 

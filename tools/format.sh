@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${NVFLARE_FORK_VENV:-.venv-test}"
 PY="$VENV/bin/python"
-FILES=(nvflare tools tests bench setup.py)
+FILES=(nvflare tools tests bench setup.py editable_finder.py)
 
 [ -x "$PY" ] || python3 -m venv "$VENV"
 if ! "$PY" -m black --version >/dev/null 2>&1 || ! "$PY" -m isort --version >/dev/null 2>&1; then

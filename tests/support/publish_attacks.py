@@ -165,7 +165,7 @@ RAW_REQUESTS = textwrap.dedent(
     import os
 
     from nvflare.apis.impl.controller import Controller
-    from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, MODE_LOCAL, Key, file_identity, send_publish_request
+    from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, MODE_LOCAL, Key, file_identity, send_publish_request
 
 
     class RawPublishRequests(Controller):

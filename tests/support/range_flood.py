@@ -18,7 +18,7 @@ its client's CPU a stand-in for that): one account logs in with its own kit, ope
 ``transfers`` downloads of a component of its own job with the raw
 ``download_job_component`` command, and keeps ``big`` threads asking for 2 MiB ranges and
 ``small`` threads asking for 1-byte ranges of them, each request sent as the fork's admin
-client sends it (a cell request on the range channel, component_range_defs) and sent again
+client sends it (a cell request on the range channel, job_component_defs) and sent again
 as soon as its answer came (after ``pause`` seconds if it was refused), until ``seconds``
 passed or ``stop_file`` exists. Bounded in count (the threads) and in time.
 
@@ -56,7 +56,7 @@ def flood(args) -> dict:
     from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
     from nvflare.fuel.f3.message import Message
     from nvflare.fuel.flare_api.flare_api import new_secure_session
-    from nvflare.fuel.hci.component_range_defs import (
+    from nvflare.fuel.hci.job_component_defs import (
         LENGTH,
         OFFSET,
         RANGE_CHANNEL,

@@ -75,15 +75,23 @@ from nvflare.apis.utils.component_block_hashes import BLOCK_SHA256, BLOCK_SIZE, 
 from nvflare.apis.utils.component_names import check_component_name, shown_name
 from nvflare.apis.utils.component_records import SHA256, SIZE, make_record, record_of
 from nvflare.apis.utils.model_record_info import MODEL_INFO, clean_model_info
-from nvflare.app_common.widgets.model_publish_defs import CHANNEL, KINDS, MODE_LOCAL, MODE_STREAM, TOPIC, Key, Status
-from nvflare.app_common.widgets.model_publish_settings import (
+from nvflare.app_common.model_publishing.model_publish_defs import (
+    CHANNEL,
+    KINDS,
+    MODE_LOCAL,
+    MODE_STREAM,
+    TOPIC,
+    Key,
+    Status,
+)
+from nvflare.app_common.model_publishing.model_publish_settings import (
     DROP_FROM_WORKSPACE,
     ENABLED,
     TRANSFER,
     PublishSettings,
     load_publish_settings,
 )
-from nvflare.app_common.widgets.model_publisher_injection import (
+from nvflare.app_common.model_publishing.model_publisher_injection import (
     PUBLISHER_PATH,
     Outcome,
     inject_publisher,
@@ -92,9 +100,9 @@ from nvflare.app_common.widgets.model_publisher_injection import (
     place_publisher,
     store_read_by_job_processes,
 )
-from nvflare.app_common.widgets.model_signer import announce, hashes_itself, save_signed_record
-from nvflare.app_common.widgets.persistor_path_guard import READ_ALLOWED_DIRS, load_allowed_dirs
-from nvflare.app_common.widgets.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
+from nvflare.app_common.model_publishing.model_signer import announce, hashes_itself, save_signed_record
+from nvflare.app_common.model_publishing.run_folder_files import RefusedFile, check_in_run_folder, open_in_run_folder
+from nvflare.app_common.path_guard.persistor_path_guard import READ_ALLOWED_DIRS, load_allowed_dirs
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.fqcn import FQCN
 from nvflare.fuel.f3.cellnet.utils import make_reply

@@ -44,16 +44,16 @@ from nvflare.apis.fl_constant import FLContextKey, ProcessType
 from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
-from nvflare.app_common.widgets.best_model_keeper import BestModelKeeper
-from nvflare.app_common.widgets.model_inventory import (
+from nvflare.app_common.model_publishing.best_model_keeper import BestModelKeeper
+from nvflare.app_common.model_publishing.model_inventory import (
     FALLBACK_DIR,
     ModelFile,
     find_persistor,
     model_from_context,
     models_from_inventory,
 )
-from nvflare.app_common.widgets.model_prehash import ModelPreHasher, PreHash
-from nvflare.app_common.widgets.model_publish_defs import (
+from nvflare.app_common.model_publishing.model_prehash import ModelPreHasher, PreHash
+from nvflare.app_common.model_publishing.model_publish_defs import (
     MODE_LOCAL,
     MODE_STREAM,
     Key,
@@ -61,8 +61,8 @@ from nvflare.app_common.widgets.model_publish_defs import (
     file_identity,
     send_publish_request,
 )
-from nvflare.app_common.widgets.model_publish_settings import publish_timeout
-from nvflare.app_common.widgets.run_folder_files import (
+from nvflare.app_common.model_publishing.model_publish_settings import publish_timeout
+from nvflare.app_common.model_publishing.run_folder_files import (
     RefusedFile,
     RunFolderFile,
     open_in_run_folder,

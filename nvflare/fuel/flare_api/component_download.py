@@ -26,7 +26,7 @@ from nvflare.apis.utils.component_names import component_name_problem
 from nvflare.fuel.flare_api.api_spec import InternalError, InvalidArgumentError
 from nvflare.fuel.hci.client.api import ResultKey
 from nvflare.fuel.hci.cmd_arg_utils import join_args
-from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO
+from nvflare.fuel.hci.job_component_defs import COMPONENT_INFO
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue
 
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from nvflare.apis.utils.model_provenance import MODEL_SIGNING_EKU
-from nvflare.app_common.widgets.model_signing_key import CERT_FILE, KEY_FILE
+from nvflare.app_common.model_publishing.model_signing_key import CERT_FILE, KEY_FILE
 from nvflare.lighter.spec import Builder
 
 FOLDER_SUFFIX = ".model-signing"

@@ -70,7 +70,7 @@ def define(sub) -> None:
 
 
 def _key_dir(workspace: str, given) -> str:
-    from nvflare.app_common.widgets.model_signing_key import key_dir
+    from nvflare.app_common.model_publishing.model_signing_key import key_dir
 
     return key_dir(os.path.abspath(workspace), given)
 
@@ -80,7 +80,7 @@ def _server_identity(workspace: str) -> tuple:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    from nvflare.app_common.widgets.model_signing_key import server_key_files
+    from nvflare.app_common.model_publishing.model_signing_key import server_key_files
 
     cert_path = server_key_files(os.path.join(workspace, "startup"))[1]
     try:
@@ -96,7 +96,7 @@ def _server_identity(workspace: str) -> tuple:
 def request(workspace: str, folder=None, force: bool = False) -> str:
     from cryptography.hazmat.primitives import serialization
 
-    from nvflare.app_common.widgets.model_signing_key import KEY_FILE
+    from nvflare.app_common.model_publishing.model_signing_key import KEY_FILE
     from nvflare.lighter.impl.model_signing import (
         key_pem,
         make_private_dir,
@@ -146,7 +146,7 @@ def sign(request_path: str, ca: str, server: str, out=None, days=None) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import NameOID
 
-    from nvflare.app_common.widgets.model_signing_key import CERT_FILE
+    from nvflare.app_common.model_publishing.model_signing_key import CERT_FILE
     from nvflare.lighter.impl.model_signing import DEFAULT_VALID_DAYS, issue_certificate, write_private
 
     try:
@@ -175,7 +175,12 @@ def sign(request_path: str, ca: str, server: str, out=None, days=None) -> str:
 
 def install(workspace: str, certificate=None, source=None, folder=None) -> tuple:
     """(key folder, the server's judgement line); Refused when the pair would not sign strongly."""
-    from nvflare.app_common.widgets.model_signing_key import CERT_FILE, KEY_FILE, certificate_problem, folder_problem
+    from nvflare.app_common.model_publishing.model_signing_key import (
+        CERT_FILE,
+        KEY_FILE,
+        certificate_problem,
+        folder_problem,
+    )
     from nvflare.lighter.impl.model_signing import make_private_dir, write_private
 
     if bool(certificate) == bool(source):

@@ -34,7 +34,7 @@ from nvflare.apis.signal import Signal
 from nvflare.fuel.f3.cellnet.cell import Cell
 from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.message import Message
-from nvflare.fuel.hci.component_range_defs import (
+from nvflare.fuel.hci.job_component_defs import (
     END,
     LENGTH,
     MAX_LENGTH,

@@ -67,8 +67,15 @@ from nvflare.fuel.hci.client.component_range_reader import (
 )
 from nvflare.fuel.hci.client.download_failures import explain_failure
 from nvflare.fuel.hci.cmd_arg_utils import join_args
-from nvflare.fuel.hci.component_download_defs import COMPONENT_RECORD, PULL_COMPONENT_FQN
-from nvflare.fuel.hci.component_range_defs import DIRECT_ROUTE, MAX_LENGTH, RANGE_TRANSFER, TRANSFER_ID, TRANSFER_SIZE
+from nvflare.fuel.hci.job_component_defs import (
+    COMPONENT_RECORD,
+    DIRECT_ROUTE,
+    MAX_LENGTH,
+    PULL_COMPONENT_FQN,
+    RANGE_TRANSFER,
+    TRANSFER_ID,
+    TRANSFER_SIZE,
+)
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ProtoKey, make_meta
 from nvflare.fuel.utils.background_hash import BackgroundHash
 

@@ -38,7 +38,7 @@ import time
 from typing import List, Optional
 
 from nvflare.fuel.hci.cmd_arg_utils import join_args
-from nvflare.fuel.hci.completion_defs import CANDIDATES, COMPLETE_JOB_ARGS, COMPLETED_COMMANDS, JOBS, TRUNCATED
+from nvflare.fuel.hci.job_component_defs import CANDIDATES, COMPLETE_JOB_ARGS, COMPLETED_COMMANDS, JOBS, TRUNCATED
 from nvflare.fuel.hci.proto import MetaKey, ProtoKey
 
 try:

@@ -35,7 +35,7 @@ from nvflare.fuel.hci.client.component_direct_reader import (
 )
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
 from nvflare.fuel.hci.client.event import EventType
-from nvflare.fuel.hci.component_range_defs import DIRECT_FILES, DIRECT_ROUTE, TRANSFER_ID, TRANSFER_SIZE
+from nvflare.fuel.hci.job_component_defs import DIRECT_FILES, DIRECT_ROUTE, TRANSFER_ID, TRANSFER_SIZE
 from nvflare.fuel.hci.proto import ProtoKey
 
 

@@ -43,7 +43,7 @@ and keep it by reading a byte now and then (issue 21). Two bounds end that: the 
 admin_download_server_reserve slots (a quarter by default) are kept for accounts that hold
 no download, so a few accounts cannot take every slot; and a download has a lifetime
 (admin_download_max_lifetime), after which it ends however active it is. The range server
-ends its own transfers at that age (and slow ones earlier, see component_range_server);
+ends its own transfers at that age (and slow ones earlier, see component_transfer_server);
 ``end_overdue`` ends every other binding of that age, upstream's DownloadService
 transactions included, through the binding's own cancel callback.
 """

@@ -72,7 +72,7 @@ MAX_LIMIT = 100000
 ADMIN_DOWNLOAD_SERVER_RESERVE = "admin_download_server_reserve"
 SERVER_RESERVE_SHARE = 4  # default reserve = server limit // this
 # Range requests in flight (admitted, not yet answered) per transfer and per account; more
-# are refused at once (component_range_server). The fork's admin client keeps 4 in flight.
+# are refused at once (component_transfer_server). The fork's admin client keeps 4 in flight.
 ADMIN_DOWNLOAD_RANGES_PER_TRANSFER = "admin_download_ranges_per_transfer"
 ADMIN_DOWNLOAD_RANGES_PER_USER = "admin_download_ranges_per_user"
 DEFAULT_RANGES_PER_TRANSFER = 4

@@ -40,10 +40,10 @@ download are read in the fork's download threads and paced too (folder_chunk_off
 import os
 import threading
 
-from nvflare.fuel.hci.component_range_defs import DIRECT_FILES, TRANSFER_ID
+from nvflare.fuel.hci.job_component_defs import DIRECT_FILES, TRANSFER_ID
 from nvflare.fuel.utils.log_utils import get_module_logger
 from nvflare.private.fed.server import folder_chunk_offload
-from nvflare.private.fed.server.component_range_server import AdminDownload, ComponentRangeServer
+from nvflare.private.fed.server.component_transfer_server import AdminDownload, ComponentTransferServer
 
 logger = get_module_logger(__name__)
 
@@ -51,7 +51,7 @@ logger = get_module_logger(__name__)
 class _FolderOffer:
     """The direct transfers of one download_folder transaction."""
 
-    def __init__(self, server: ComponentRangeServer, downloader, session_mgr, sess_id: str, count: int):
+    def __init__(self, server: ComponentTransferServer, downloader, session_mgr, sess_id: str, count: int):
         self.server = server
         self.downloader = downloader
         self.session_mgr = session_mgr

@@ -34,8 +34,15 @@ from typing import List, Optional
 
 from nvflare.apis.fl_constant import AdminCommandNames
 from nvflare.apis.job_def import JobMetaKey, get_job_meta_study, is_valid_job_id
-from nvflare.fuel.hci.completion_defs import CANDIDATES, COMPLETED_COMMANDS, COMPONENTS, JOBS, MAX_CANDIDATES, TRUNCATED
 from nvflare.fuel.hci.conn import Connection
+from nvflare.fuel.hci.job_component_defs import (
+    CANDIDATES,
+    COMPLETED_COMMANDS,
+    COMPONENTS,
+    JOBS,
+    MAX_CANDIDATES,
+    TRUNCATED,
+)
 from nvflare.fuel.hci.model_backfill_defs import ALL_JOBS, BACKFILL_JOB_MODEL, BATCH_ROLE
 from nvflare.fuel.hci.proto import MetaStatusValue, make_meta
 from nvflare.fuel.hci.server.constants import ConnProps
@@ -137,8 +144,6 @@ def _complete_jobs(conn: Connection, command: str, prefix: str, jobs):
 
 
 def _complete_components(conn: Connection, job_id: str, job_def_manager, fl_ctx):
-    from nvflare.private.fed.server.job_component_cmds import download_right, extra_components
-
     job = job_def_manager.get_job(job_id, fl_ctx) if is_valid_job_id(job_id) else None
     meta = _visible(conn, job) if job else None
     if not meta:

@@ -18,11 +18,11 @@
 ``download_job`` the whole workspace; users mostly want one file, the trained model.
 The command streams that one component straight from the store: the job manager's
 get_storage_for_download makes a symlink in the transaction folder and the range server
-(component_range_server) serves it by offset to this admin, so the server neither copies
+(component_transfer_server) serves it by offset to this admin, so the server neither copies
 nor zips it and holds only the ranges in flight. The component's record (sha256, size, file name) goes ahead of the data so
 the admin client can verify what it received before giving the file its final name.
 
-Rights depend on what is downloaded (download_right). Models (MODEL_*) and the job's
+Rights depend on what is downloaded (job_component_rights.download_right). Models (MODEL_*) and the job's
 own workspace/data/meta follow ``download_job_component``, which security.py maps to the
 download_job category, so existing policies cover them unchanged. Everything else in a
 job's store - LOG_<site>, ERRORLOG_<site> and any other kind a site uploads - belongs to
@@ -45,11 +45,17 @@ from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import FIXED_COMPONENTS, component_name_problem, shown_name
 from nvflare.apis.utils.component_records import FILE_NAME, SHA256, SIZE, get_record
 from nvflare.fuel.f3.drivers import direct_download_route
-from nvflare.fuel.hci.completion_defs import COMPLETE_JOB_ARGS
-from nvflare.fuel.hci.component_download_defs import COMPONENT_INFO, COMPONENT_RECORD, PULL_COMPONENT_FQN, RECORDED
 from nvflare.fuel.hci.component_info_table import add_info_table, info_row
-from nvflare.fuel.hci.component_range_defs import RANGE_TRANSFER, TRANSFER_ID
 from nvflare.fuel.hci.conn import Connection
+from nvflare.fuel.hci.job_component_defs import (
+    COMPLETE_JOB_ARGS,
+    COMPONENT_INFO,
+    COMPONENT_RECORD,
+    PULL_COMPONENT_FQN,
+    RANGE_TRANSFER,
+    RECORDED,
+    TRANSFER_ID,
+)
 from nvflare.fuel.hci.proto import MetaKey, MetaStatusValue, ReplyKeyword, make_meta
 from nvflare.fuel.hci.reg import CommandModuleSpec, CommandSpec
 from nvflare.fuel.hci.server import download_pacing
@@ -61,36 +67,12 @@ from nvflare.fuel.hci.server.download_settings import (
     download_limits,
 )
 from nvflare.fuel.utils.file_digest import sha256_and_size
-from nvflare.private.fed.server.component_range_server import AdminDownload
+from nvflare.private.fed.server.component_transfer_server import AdminDownload
 from nvflare.private.fed.server.job_arg_completion import USAGE as completion_usage
 from nvflare.private.fed.server.job_arg_completion import complete_job_args
 from nvflare.private.fed.server.job_cmds import JobCommandModule
+from nvflare.private.fed.server.job_component_rights import component_kind, download_right, extra_components
 from nvflare.security.logging import secure_format_exception, secure_log_traceback
-
-# Store entries that are not downloadable components ("scheduled" is a tag file).
-_NOT_COMPONENTS = set(FIXED_COMPONENTS) | {"scheduled"}
-
-
-def extra_components(listed) -> List[str]:
-    """The components a user can download one by one, as list_job shows them."""
-    return sorted(c for c in (listed or []) if c not in _NOT_COMPONENTS and component_name_problem(c) is None)
-
-
-def component_kind(name: str) -> str:
-    return name.split("_", 1)[0]
-
-
-def download_right(component: str) -> str:
-    """The right a download of ``component`` needs (see the module docstring).
-
-    A name the rule refuses downloads nothing (the handler says why), so it keeps the
-    command's own right and every user sees the same name-rule message as before.
-    """
-    if component_name_problem(component) or component in FIXED_COMPONENTS:
-        return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
-    if component.startswith(DataTypes.MODEL.value + "_"):
-        return AdminCommandNames.DOWNLOAD_JOB_COMPONENT
-    return AdminCommandNames.DOWNLOAD_JOB_COMPONENTS
 
 
 class JobComponentCommandModule(JobCommandModule):

@@ -40,8 +40,8 @@ from typing import List
 
 from nvflare.apis.fl_constant import AdminCommandNames
 from nvflare.apis.job_def import JobMetaKey, get_job_meta_study
-from nvflare.app_common.widgets import model_backfill as mb
-from nvflare.app_common.widgets.model_publish_settings import ENABLED, load_publish_settings
+from nvflare.app_common.model_publishing import model_backfill as mb
+from nvflare.app_common.model_publishing.model_publish_settings import ENABLED, load_publish_settings
 from nvflare.fuel.hci.conn import Connection
 from nvflare.fuel.hci.model_backfill_defs import ALL_JOBS, BACKFILL_JOB_MODEL, BACKFILL_RESULTS, BATCH_ROLE
 from nvflare.fuel.hci.proto import MetaStatusValue, ReplyKeyword, make_meta

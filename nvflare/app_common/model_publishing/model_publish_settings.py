@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from nvflare.apis.fl_constant import SystemConfigs
 from nvflare.apis.storage import DataTypes
 from nvflare.apis.utils.component_names import component_name_problem
-from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL, MODE_STREAM
+from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, KIND_GLOBAL, MODE_STREAM
 from nvflare.fuel.utils.config_service import ConfigService
 
 ENABLED = "model_publish_enabled"

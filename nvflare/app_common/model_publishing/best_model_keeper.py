@@ -48,14 +48,14 @@ from nvflare.apis.utils.model_record_info import METRIC_MODE, METRIC_NAME, METRI
 from nvflare.app_common.abstract.model import ModelLearnable, ModelLearnableKey
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
-from nvflare.app_common.widgets.model_inventory import (
+from nvflare.app_common.model_publishing.model_inventory import (
     FALLBACK_DIR,
     ModelFile,
     as_arrays,
     find_persistor,
     models_from_inventory,
 )
-from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
+from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, KIND_GLOBAL
 from nvflare.security.logging import secure_format_exception
 
 BEST_STEM = "best_global_model"

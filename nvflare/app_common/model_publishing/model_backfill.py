@@ -51,11 +51,11 @@ from nvflare.apis.job_def import JobMetaKey
 from nvflare.apis.storage import WORKSPACE, DataTypes
 from nvflare.apis.utils.component_block_hashes import BlockSha256Counter
 from nvflare.apis.utils.component_records import record_of
+from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, KIND_GLOBAL
+from nvflare.app_common.model_publishing.model_publish_settings import PublishSettings
+from nvflare.app_common.model_publishing.model_signer import save_signed_record
+from nvflare.app_common.model_publishing.run_folder_files import RULE
 from nvflare.app_common.storages.workspace_archive import ARCHIVE_MARK, LINKED_MARK
-from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
-from nvflare.app_common.widgets.model_publish_settings import PublishSettings
-from nvflare.app_common.widgets.model_signer import save_signed_record
-from nvflare.app_common.widgets.run_folder_files import RULE
 from nvflare.fuel.utils.safe_zip import ArchiveRefused, SafeZip
 
 SERVER_CONFIG = "config_fed_server.json"

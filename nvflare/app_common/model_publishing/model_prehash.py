@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from nvflare.apis.utils.component_block_hashes import BlockSha256Counter
-from nvflare.app_common.widgets.model_publish_defs import file_identity
-from nvflare.app_common.widgets.run_folder_files import RefusedFile, open_in_run_folder
+from nvflare.app_common.model_publishing.model_publish_defs import file_identity
+from nvflare.app_common.model_publishing.run_folder_files import RefusedFile, open_in_run_folder
 from nvflare.fuel.utils.file_digest import pread_blocks
 
 _MAX_RETRIES = 3  # hash a file that keeps changing at most this many extra times per offer

@@ -56,7 +56,8 @@ import re
 from typing import Iterator, List, Optional, Tuple
 from urllib.parse import unquote, urlparse
 
-from nvflare.app_common.widgets.persistor_paths import (
+from nvflare.app_common.model_publishing.run_folder_files import is_inside
+from nvflare.app_common.path_guard.persistor_paths import (
     CONFINED,
     READ,
     SITE,
@@ -68,7 +69,6 @@ from nvflare.app_common.widgets.persistor_paths import (
     is_persistor,
     known_persistor_paths,
 )
-from nvflare.app_common.widgets.run_folder_files import is_inside
 
 MODEL_LOCATOR = "nvflare.app_common.abstract.model_locator.ModelLocator"
 PERSISTOR, LOCATOR, COMPONENT = "persistor", "model locator", "component"

@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Serves byte ranges of one prepared component file to the admin that asked for it.
+"""Serves one prepared component file to the admin that asked for it: by byte ranges over cell
+messages, and to the direct download route (one HTTPS response) from the same transfer.
 
 Why not DownloadService: its replies travel on a streaming channel, so every reply is a
 byte stream of its own (1 MiB frames, acks, reassembly), and the receiving admin keeps
@@ -60,7 +61,7 @@ from nvflare.fuel.f3.cellnet.defs import MessageHeaderKey, ReturnCode
 from nvflare.fuel.f3.cellnet.utils import make_reply
 from nvflare.fuel.f3.drivers import direct_download_route
 from nvflare.fuel.f3.message import Message
-from nvflare.fuel.hci.component_range_defs import (
+from nvflare.fuel.hci.job_component_defs import (
     DIRECT_ROUTE,
     END,
     LENGTH,
@@ -153,7 +154,7 @@ class _Transfer(direct_download_route.DirectSource):
 
     def __init__(self, path, requester, user, session_id, fingerprint, idle_timeout, on_activity, on_end, follow_path):
         self.path = path
-        self.released_with_path = False  # see ComponentRangeServer.open
+        self.released_with_path = False  # see ComponentTransferServer.open
         self.may_respond: Callable[["_Transfer"], Optional[str]] = lambda t: None
         self.follow_path = follow_path
         st = os.stat(path)
@@ -249,14 +250,14 @@ class _Transfer(direct_download_route.DirectSource):
             response.abort()  # the transfer ended: so does its response, at once
 
 
-class ComponentRangeServer:
+class ComponentTransferServer:
     """One per server cell; ``for_cell`` registers it on first use."""
 
     _lock = threading.Lock()
     _servers = weakref.WeakKeyDictionary()
 
     @classmethod
-    def for_cell(cls, cell: Cell) -> "ComponentRangeServer":
+    def for_cell(cls, cell: Cell) -> "ComponentTransferServer":
         with cls._lock:
             server = cls._servers.get(cell)
             if server is None:
@@ -540,7 +541,7 @@ class AdminDownload:
         # recreated from a token (server restart) has none on record and uses the ranges.
         self.fingerprint = session_fingerprint(self.session.sess_id)
         self.direct = direct and direct_download_route.available() and self.fingerprint is not None
-        self.server = ComponentRangeServer.for_cell(engine.get_cell())
+        self.server = ComponentTransferServer.for_cell(engine.get_cell())
         self.server.session_mgrs.add(self.session_mgr)  # its bindings get admin_download_max_lifetime too
 
     def open(

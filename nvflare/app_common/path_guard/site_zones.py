@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
-from nvflare.app_common.widgets.run_folder_files import is_inside
+from nvflare.app_common.model_publishing.run_folder_files import is_inside
 
 WORKSPACE = "the site's workspace"
 JOB_STORE = "the server's job store"

@@ -17,13 +17,17 @@ Keys and defaults come from the modules that read the settings, so the table can
 disagree with the code; the meaning column is written here. A new setting gets one
 entry below, then ``python tools/settings_table.py --write`` (tests/test_settings_table.py
 fails while the table is stale or a setting key of those modules is missing here).
+
+It lives in tools/, next to the generator that is its one user: nothing at run time reads
+it, and it imports modules of every layer (fuel, app_common, private), so inside the
+package it could sit nowhere without importing upward.
 """
 
 from dataclasses import dataclass
 
-from nvflare.app_common.widgets import model_publish_settings as publish
-from nvflare.app_common.widgets import model_signing_key as signing
-from nvflare.app_common.widgets import persistor_path_guard as persistor_guard
+from nvflare.app_common.model_publishing import model_publish_settings as publish
+from nvflare.app_common.model_publishing import model_signing_key as signing
+from nvflare.app_common.path_guard import persistor_path_guard as persistor_guard
 from nvflare.fuel.f3.streaming.file_downloader import DEFAULT_CHUNK_SIZE
 from nvflare.fuel.hci.client import component_provenance as provenance
 from nvflare.fuel.hci.server import download_settings as download

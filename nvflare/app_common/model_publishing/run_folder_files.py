@@ -99,7 +99,7 @@ class RunFolderFile:
 
     def identity(self) -> list:
         """file_identity() of the opened file, as it is now (fstat)."""
-        from nvflare.app_common.widgets.model_publish_defs import stat_identity
+        from nvflare.app_common.model_publishing.model_publish_defs import stat_identity
 
         return stat_identity(os.fstat(self.fd))
 

@@ -55,7 +55,7 @@ from nvflare.apis.utils.model_provenance import (
     make_statement,
     sign_statement,
 )
-from nvflare.app_common.widgets.model_signing_key import (
+from nvflare.app_common.model_publishing.model_signing_key import (
     TLS,
     SigningKey,
     choose_signing_key,
@@ -122,7 +122,7 @@ def provenance_for(
 
 def announce(engine, fl_ctx) -> SigningKey:
     """Decide (once per server parent) which key signs models; the caller logs ``message``."""
-    from nvflare.app_common.widgets.model_publisher_injection import job_launchers
+    from nvflare.app_common.model_publishing.model_publisher_injection import job_launchers
 
     workspace = engine.get_workspace()
     root, startup = workspace.get_root_dir(), workspace.get_startup_kit_dir()

@@ -44,10 +44,10 @@ from typing import List, Optional, Tuple
 
 from nvflare.apis.fl_constant import FLContextKey, SiteType, SystemConfigs
 from nvflare.apis.fl_context import FLContext
-from nvflare.app_common.widgets.component_paths import COMPONENT, configured_paths, kind_of
-from nvflare.app_common.widgets.persistor_paths import READ, SITE, JobFolders, PersistorPath
-from nvflare.app_common.widgets.run_folder_files import is_inside
-from nvflare.app_common.widgets.site_zones import WORKSPACE, Zone, site_zones, zone_of
+from nvflare.app_common.model_publishing.run_folder_files import is_inside
+from nvflare.app_common.path_guard.component_paths import COMPONENT, configured_paths, kind_of
+from nvflare.app_common.path_guard.persistor_paths import READ, SITE, JobFolders, PersistorPath
+from nvflare.app_common.path_guard.site_zones import WORKSPACE, Zone, site_zones, zone_of
 from nvflare.fuel.utils.config_service import ENV_VAR_PREFIX, ConfigService
 
 READ_ALLOWED_DIRS = "job_read_allowed_dirs"

@@ -33,8 +33,8 @@ from nvflare.apis.fl_context import FLContext
 from nvflare.app_common.abstract.model import ModelLearnable, ModelLearnableKey
 from nvflare.app_common.abstract.model_persistor import ModelPersistor
 from nvflare.app_common.app_constant import AppConstants
-from nvflare.app_common.widgets.model_publish_defs import KIND_BEST, KIND_GLOBAL
-from nvflare.app_common.widgets.run_folder_files import create_in_run_folder
+from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, KIND_GLOBAL
+from nvflare.app_common.model_publishing.run_folder_files import create_in_run_folder
 
 # Where the fallback writes its file; removed after publishing, so the job's workspace
 # archive keeps upstream's content.
