@@ -76,6 +76,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from bench_results import Sampler, write_result  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
 from job_components import JobStore, write_numpy_job  # noqa: E402
 
@@ -106,32 +107,21 @@ SAMPLE = 0.02  # seconds between RSS / staging samples
 
 
 # -- child processes ----------------------------------------------------------------------
-class PeakRss:
+class PeakRss(Sampler):
     """Samples one process's RSS in a thread; ``peak`` is the highest seen."""
 
     def __init__(self, pid: int):
         import psutil
 
+        super().__init__(SAMPLE)
         self.proc = psutil.Process(pid)
         self.base = self.peak = self.proc.memory_info().rss
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
-            except Exception:
-                return
-            self.stop.wait(SAMPLE)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+    def sample(self):
+        try:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+        except Exception:
+            return False
 
 
 def sha256_of(path: str) -> str:
@@ -652,10 +642,7 @@ def main():
                 system.stop()
     result["elapsed_s"] = time.time() - started
     tag = "download_bench_scale" if scale else "download_bench"
-    out = REPO / "bench" / "results" / f"{tag}_{time.strftime('%Y%m%d_%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nJSON: {out}")
+    write_result(tag, result)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_results import write_result  # noqa: E402
 from download_bench import machine, measure, sha256_of, write_model  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
 from job_components import LEAD, JobStore, write_numpy_job  # noqa: E402
@@ -560,10 +561,7 @@ def main():
                 print(f"  [{name}] failed: {e}", flush=True)
     result["elapsed_s"] = time.time() - started
     print_table(result)
-    out = REPO / "bench" / "results" / f"interference_bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nJSON: {out}")
+    write_result("interference_bench", result)
 
 
 if __name__ == "__main__":

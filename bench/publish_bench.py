@@ -42,7 +42,6 @@ the disk holds at most one model (plus the job's own file) at a time.
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -50,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -59,42 +57,32 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from bench_results import Sampler, write_result  # noqa: E402
 from flare_system import FlareSystem  # noqa: E402
 from model_jobs import file_model_job  # noqa: E402
 
 MODEL = "FL_global_model.pt"
 
 
-class ServerRss:
+class ServerRss(Sampler):
     """Peak RSS of the server parent and of any job server process while a job runs."""
 
     def __init__(self, system: FlareSystem):
+        super().__init__(0.05)
         self.system = system
         self.parent = system.server_parent()
         self.parent_base = self.parent_peak = self.parent.memory_info().rss
         self.job_peak = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self.stop.is_set():
-            self.parent_peak = max(self.parent_peak, self.parent.memory_info().rss)
-            for p in self.system.workspace_processes():
-                try:
-                    cmd = p.cmdline()
-                    if p.pid != self.parent.pid and str(self.system.server_dir) in " ".join(cmd):
-                        self.job_peak = max(self.job_peak, p.memory_info().rss)
-                except psutil.Error:
-                    pass
-            self.stop.wait(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+    def sample(self):
+        self.parent_peak = max(self.parent_peak, self.parent.memory_info().rss)
+        for p in self.system.workspace_processes():
+            try:
+                cmd = p.cmdline()
+                if p.pid != self.parent.pid and str(self.system.server_dir) in " ".join(cmd):
+                    self.job_peak = max(self.job_peak, p.memory_info().rss)
+            except psutil.Error:
+                pass
 
 
 def job_end_times(system: FlareSystem, job: Path, runs: int, hashed_by: str) -> list:
@@ -236,10 +224,7 @@ def main():
         result["same_host_vs_cp"] = same_host_ratio
         result["target_met"] = same_host_ratio <= 2.0
         print(f"same-host / cp = {same_host_ratio:.2f} (target <= 2.0: {'met' if result['target_met'] else 'NOT met'})")
-    out = REPO / "bench" / "results" / f"publish_bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"JSON: {out}")
+    write_result("publish_bench", result)
 
 
 if __name__ == "__main__":

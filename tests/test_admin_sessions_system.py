@@ -302,29 +302,12 @@ def test_login_flood_refused_after_the_bound_while_others_work(system):
             time.sleep(1)
 
 
-def _start_server_expecting(system, env: dict, expected: str):
-    system.env.update(env)
-    system.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
-    system.started = True
-    log = system.server_dir / "log.txt"
-    deadline = time.time() + 90
-    while not (log.exists() and expected in log.read_text(errors="replace")):
-        assert time.time() < deadline, f"no startup error in {log}:\n{system.tail_console()}"
-        time.sleep(0.5)
-    # the kit's watchdog would start it again and again: end it and the server
-    system.started = False
-    system.kill_leftovers(grace=0)
-    for key in env:
-        system.env.pop(key)
-
-
 def test_a_bad_login_setting_stops_the_server_at_startup(system):
     """Runs last in this module: restarts the server with a bad admin_login_failure_limit."""
     system.stop()
-    _start_server_expecting(
-        system,
-        {"NVFLARE_ADMIN_LOGIN_FAILURE_LIMIT": "0"},
+    system.restart_server_expecting(
         "ConfigError: invalid admin_login_failure_limit (server local/resources.json, --set "
         "admin_login_failure_limit=..., or env NVFLARE_ADMIN_LOGIN_FAILURE_LIMIT): 0 must be a whole number "
         "from 1 to 100000",
+        env={"NVFLARE_ADMIN_LOGIN_FAILURE_LIMIT": "0"},
     )

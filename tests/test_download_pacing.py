@@ -36,7 +36,7 @@ import threading
 import time
 
 import pytest
-from flare_system import PROJECT_ADMIN, FlareSystem
+from flare_system import PROJECT_ADMIN, tuned_system
 from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.hci.client.component_range_reader import RangeSource
@@ -52,19 +52,12 @@ SLACK = 0.85  # the pacer lets the first block go at once: a little under size /
 
 @pytest.fixture(scope="module")
 def paced(tmp_path_factory):
-    root = tmp_path_factory.mktemp("paced")
-    system = FlareSystem(root, n_clients=1)
-    try:
-        system.prepare()
-        system.set_server_settings(admin_download_rate_limit=RATE)
-        system.start()
-        job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1))
+    with tuned_system(tmp_path_factory, "paced", settings={"admin_download_rate_limit": RATE}) as system:
+        job_id, meta = system.submit_and_wait(write_numpy_job(system.root / "job", n_clients=1))
         assert meta["status"] == "FINISHED:COMPLETED", meta
         data = os.urandom(SIZE)
         JobStore(system.jobs_storage).put(job_id, "MODEL_paced", data)
         yield system, job_id, data
-    finally:
-        system.stop()
 
 
 @pytest.fixture(scope="module")
@@ -264,17 +257,6 @@ def test_bad_rate_limit_stops_the_server_at_startup(paced):
     system, _, _ = paced
     system.stop()
     system.set_server_settings(admin_download_rate_limit=2.5)
-    system.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
-    system.started = True
-    expected = f"ConfigError: invalid {WHERE}: 2.5 must be 0 (no limit) or a number of MB/s from 10 to 1e+06"
-    log = system.server_dir / "log.txt"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if log.exists() and expected in log.read_text(errors="replace"):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"no startup error in {log}:\n{system.tail_console()}")
-    with pytest.raises(Exception):  # no admin server: nobody to log in to
-        with system.session(timeout=5) as sess:
-            sess.get_system_info()
+    system.restart_server_expecting(
+        f"ConfigError: invalid {WHERE}: 2.5 must be 0 (no limit) or a number of MB/s from 10 to 1e+06"
+    )

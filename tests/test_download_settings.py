@@ -33,7 +33,7 @@ import sys
 import time
 
 import pytest
-from flare_system import FlareSystem
+from flare_system import tuned_system
 from job_components import JobStore, sha256, write_numpy_job
 
 from nvflare.fuel.f3.streaming.download_service import Consumer, download_object
@@ -49,25 +49,17 @@ STALL = 15  # > SHORT_TIMEOUT + DownloadService's 5 s sweep
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tuned")
-    system = FlareSystem(root, n_clients=1)
-    try:
-        system.prepare()
-        # direct off: this system shows the range transfer alone (and the setting working)
-        system.set_server_settings(
-            admin_download_timeout=3600, admin_download_chunk_size=CHUNK, admin_download_direct=False
-        )
-        system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(SHORT_TIMEOUT)
-        system.start()
-        job_id, meta = system.submit_and_wait(write_numpy_job(root / "job", n_clients=1))
+    # direct off: this system shows the range transfer alone (and the setting working)
+    settings = {"admin_download_timeout": 3600, "admin_download_chunk_size": CHUNK, "admin_download_direct": False}
+    env = {"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": str(SHORT_TIMEOUT)}
+    with tuned_system(tmp_path_factory, "tuned", settings=settings, env=env) as system:
+        job_id, meta = system.submit_and_wait(write_numpy_job(system.root / "job", n_clients=1))
         assert meta["status"] == "FINISHED:COMPLETED", meta
         store = JobStore(system.jobs_storage)
         store.put(job_id, "MODEL_global_model", os.urandom(2 * 1024 * 1024))
         for i in range(3):
             store.put(job_id, f"LOG_part{i}", os.urandom(24 * 1024 * 1024), record=False)
         yield system, job_id
-    finally:
-        system.stop()
 
 
 class StallingConsumer(Consumer):
@@ -339,22 +331,9 @@ def test_bad_value_stops_the_server_at_startup(tuned):
     """Runs last in this module: restarts the tuned server with a bad chunk size."""
     system, _ = tuned
     system.stop()
-    system.env["NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE"] = "12"
-    system.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
-    system.started = True
-    expected = (
-        "invalid admin_download_chunk_size (server local/resources.json, --set admin_download_chunk_size=..., or env "
-        "NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and 268435456 bytes"
+    system.restart_server_expecting(
+        "ConfigError: invalid admin_download_chunk_size (server local/resources.json, --set "
+        "admin_download_chunk_size=..., or env NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE): 12 must be between 4096 and "
+        "268435456 bytes",
+        env={"NVFLARE_ADMIN_DOWNLOAD_CHUNK_SIZE": "12"},
     )
-    log = system.server_dir / "log.txt"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if log.exists() and expected in log.read_text(errors="replace"):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"no startup error in {log}:\n{system.tail_console()}")
-    assert "ConfigError: " + expected in log.read_text(errors="replace")
-    with pytest.raises(Exception):  # no admin server: nobody to log in to
-        with system.session(timeout=5) as sess:
-            sess.get_system_info()

@@ -17,21 +17,15 @@
 
 import pytest
 from faults import ADMIN_DOWNLOAD_TIMEOUT, PROGRESS_TIMEOUT, new_job_with_big_model, write_big_file
-from flare_system import FlareSystem
+from flare_system import tuned_system
 
 
 @pytest.fixture(scope="package")
 def fault_system(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    system = FlareSystem(root, n_clients=1)
-    try:
-        system.prepare()
-        system.env["NVFLARE_ADMIN_DOWNLOAD_TIMEOUT"] = str(ADMIN_DOWNLOAD_TIMEOUT)
-        system.set_admin_config(file_download_progress_timeout=PROGRESS_TIMEOUT)
-        system.start()
+    env = {"NVFLARE_ADMIN_DOWNLOAD_TIMEOUT": str(ADMIN_DOWNLOAD_TIMEOUT)}
+    admin_config = {"file_download_progress_timeout": PROGRESS_TIMEOUT}
+    with tuned_system(tmp_path_factory, "faults", env=env, admin_config=admin_config) as system:
         yield system
-    finally:
-        system.stop()
 
 
 @pytest.fixture(scope="package")

@@ -36,6 +36,24 @@ NVFLARE = str(Path(sys.executable).parent / "nvflare")
 PROJECT_ADMIN = "admin@nvidia.com"
 
 
+@contextlib.contextmanager
+def tuned_system(tmp_path_factory, name: str, settings: dict = None, env: dict = None, admin_config: dict = None):
+    """A started one-client POC system with these server settings, environment and admin
+    config, stopped at the end: what a module-scoped fixture of a system test wants."""
+    system = FlareSystem(tmp_path_factory.mktemp(name), n_clients=1)
+    try:
+        system.prepare()
+        if settings:
+            system.set_server_settings(**settings)
+        system.env.update(env or {})
+        if admin_config:
+            system.set_admin_config(**admin_config)
+        system.start()
+        yield system
+    finally:
+        system.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -246,6 +264,35 @@ class FlareSystem:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return found
+
+    def restart_server_expecting(self, expected: str, env: dict = None, timeout: float = 90) -> str:
+        """Start the stopped server with ``env`` added and wait until its log says ``expected``.
+
+        A setting checked at startup stops the server with a ConfigError; this waits for that
+        message, checks that no admin server answers, ends what the kit's watchdog keeps
+        starting again, takes ``env`` back out and returns the server log.
+        """
+        env = env or {}
+        self.env.update(env)
+        self.run_nvflare("poc", "start", "-p", "server", "--no-wait", timeout=120)
+        self.started = True
+        log = self.server_dir / "log.txt"
+        deadline = time.time() + timeout
+        while not (log.exists() and expected in log.read_text(errors="replace")):
+            assert time.time() < deadline, f"no startup error in {log}:\n{self.tail_console()}"
+            time.sleep(0.5)
+        try:
+            with self.session(timeout=5) as sess:
+                sess.get_system_info()
+        except Exception:
+            pass  # no admin server: nobody to log in to
+        else:
+            raise AssertionError("the admin server answered although the server's settings are invalid")
+        self.started = False
+        self.kill_leftovers(grace=0)
+        for key in env:
+            self.env.pop(key)
+        return log.read_text(errors="replace")
 
     def kill_leftovers(self, grace: float = 30):
         deadline = time.time() + grace

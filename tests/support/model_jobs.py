@@ -27,6 +27,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from job_custom import write_custom
+
 PT_TRAIN_SCRIPT = textwrap.dedent(
     """
     # Client API training script, run in its own process (launch_external_process=True).
@@ -240,7 +242,7 @@ FILE_MODEL_COMPONENTS = textwrap.dedent(
     import os
     import time
 
-    from nvflare.apis.impl.controller import Controller
+    from control_flow_only import ControlFlowOnly
     from nvflare.app_common.abstract.model import ModelLearnable
     from nvflare.app_common.abstract.model_persistor import ModelPersistor
     from nvflare.app_common.app_event_type import AppEventType
@@ -260,7 +262,7 @@ FILE_MODEL_COMPONENTS = textwrap.dedent(
         return digest.hexdigest()
 
 
-    class WriteModel(Controller):
+    class WriteModel(ControlFlowOnly):
         """Writes a size_mb model file and fires AFTER_LEARNABLE_PERSIST persist_events times,
         "training" train_seconds after each; rewrite: then changes the file in place, keeping its
         size and restoring its mtime (what a careless persistor or a user script might do).
@@ -270,15 +272,6 @@ FILE_MODEL_COMPONENTS = textwrap.dedent(
             super().__init__()
             self.size_mb, self.persist_events = size_mb, persist_events
             self.train_seconds, self.rewrite, self.log_sha256 = train_seconds, rewrite, log_sha256
-
-        def start_controller(self, fl_ctx):
-            pass
-
-        def stop_controller(self, fl_ctx):
-            pass
-
-        def process_result_of_unknown_task(self, client, task_name, client_task_id, result, fl_ctx):
-            pass
 
         def control_flow(self, abort_signal, fl_ctx):
             path = model_path(fl_ctx)
@@ -324,8 +317,7 @@ def file_model_job(root: Path, name: str = "file_model", **controller_args) -> P
     """A job whose server writes one model file (WriteModel args) and lists it in its persistor's inventory."""
     job = Path(root).resolve() / name
     (job / "app" / "config").mkdir(parents=True, exist_ok=True)
-    (job / "app" / "custom").mkdir(parents=True, exist_ok=True)
-    (job / "app" / "custom" / "file_model_components.py").write_text(FILE_MODEL_COMPONENTS)
+    write_custom(job, "file_model_components", FILE_MODEL_COMPONENTS)
     meta = {"name": name, "resource_spec": {}, "deploy_map": {"app": ["@ALL"]}, "min_clients": 1}
     (job / "meta.json").write_text(json.dumps(meta))
     server = {

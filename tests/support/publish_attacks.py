@@ -29,6 +29,8 @@ import re
 import textwrap
 from pathlib import Path
 
+from job_custom import write_custom
+
 PT_PERSISTOR = "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor"
 RULE = "only a regular file inside the job's own run folder may be published"
 
@@ -45,8 +47,7 @@ def _write_job(job: Path, name: str, server: dict, client: dict = None, custom: 
     (job / "app" / "config" / "config_fed_server.json").write_text(json.dumps(server, indent=2))
     (job / "app" / "config" / "config_fed_client.json").write_text(json.dumps(client, indent=2))
     if custom:
-        (job / "app" / "custom").mkdir(parents=True, exist_ok=True)
-        (job / "app" / "custom" / "publish_attack.py").write_text(custom)
+        write_custom(job, "publish_attack", custom)
     return job
 
 
@@ -98,7 +99,7 @@ SYMLINK_COMPONENTS = textwrap.dedent(
     import hashlib
     import os
 
-    from nvflare.apis.impl.controller import Controller
+    from control_flow_only import ControlFlowOnly
     from nvflare.app_common.abstract.model import ModelLearnable
     from nvflare.app_common.abstract.model_persistor import ModelPersistor
     from nvflare.app_common.model_desc import ModelDescriptor
@@ -110,22 +111,13 @@ SYMLINK_COMPONENTS = textwrap.dedent(
         return fl_ctx.get_engine().get_workspace().get_app_dir(fl_ctx.get_job_id())
 
 
-    class MakeSymlinks(Controller):
+    class MakeSymlinks(ControlFlowOnly):
         """Writes model.bin in the app folder; FL_global_model.pt links to it (inside the run
         folder), best_FL_global_model.pt links to ``outside`` (a file outside it)."""
 
         def __init__(self, outside):
             super().__init__()
             self.outside = outside
-
-        def start_controller(self, fl_ctx):
-            pass
-
-        def stop_controller(self, fl_ctx):
-            pass
-
-        def process_result_of_unknown_task(self, client, task_name, client_task_id, result, fl_ctx):
-            pass
 
         def control_flow(self, abort_signal, fl_ctx):
             folder = app_dir(fl_ctx)
@@ -164,11 +156,11 @@ RAW_REQUESTS = textwrap.dedent(
     '''
     import os
 
-    from nvflare.apis.impl.controller import Controller
+    from control_flow_only import ControlFlowOnly
     from nvflare.app_common.model_publishing.model_publish_defs import KIND_BEST, MODE_LOCAL, Key, file_identity, send_publish_request
 
 
-    class RawPublishRequests(Controller):
+    class RawPublishRequests(ControlFlowOnly):
         """Sends the store MODE_LOCAL publish requests for ``paths`` (absolute, or relative to the
         run folder; ``link:<name>=<target>`` first makes a symlink <app folder>/<name> to <target>),
         with the target's real identity, and logs each reply."""
@@ -176,15 +168,6 @@ RAW_REQUESTS = textwrap.dedent(
         def __init__(self, paths):
             super().__init__()
             self.paths = paths
-
-        def start_controller(self, fl_ctx):
-            pass
-
-        def stop_controller(self, fl_ctx):
-            pass
-
-        def process_result_of_unknown_task(self, client, task_name, client_task_id, result, fl_ctx):
-            pass
 
         def control_flow(self, abort_signal, fl_ctx):
             engine = fl_ctx.get_engine()
