@@ -15,7 +15,7 @@
 
 Keys and defaults come from the modules that read the settings, so the table cannot
 disagree with the code; the meaning column is written here. A new setting gets one
-entry below, then ``python tools/settings_table.py --write`` (tests/test_settings_table.py
+entry below, then ``python tools/settings_table.py --write`` (tests/packaging/test_settings_table.py
 fails while the table is stale or a setting key of those modules is missing here).
 
 It lives in tools/, next to the generator that is its one user: nothing at run time reads

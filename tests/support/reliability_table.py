@@ -82,8 +82,8 @@ SCENARIOS = {
         "the job's own server process sends the store requests naming the server key (absolute, ../, symlink), "
         "with model_publish_transfer auto and stream",
     ),
-    # Issue 11 §2-4: attacks on downloads by ordinary accounts (tests/test_download_component_authz.py,
-    # tests/test_download_bounds.py).
+    # Issue 11 §2-4: attacks on downloads by ordinary accounts (tests/download/test_download_component_authz.py,
+    # tests/download/test_download_bounds.py).
     "12a": (
         "Site logs through download_job_component",
         "leads, org_admins and members download other sites' LOG_/ERRORLOG_ components of jobs they may download",
@@ -111,7 +111,7 @@ SCENARIOS = {
         "two accounts in four sessions open downloads until the server is full; a third account asks for one",
     ),
     "12h": ("Admin sessions from one account", "the same account logs in 6 times without logging out"),
-    # Issue 21 §1-2: one account stalling or starving the server through downloads (tests/test_download_flood.py).
+    # Issue 21 §1-2: one account stalling or starving the server through downloads (tests/download/test_download_flood.py).
     "21a": (
         "Range flood from one account",
         "a lead keeps 170 range requests (40 of 2 MiB, 130 of 1 byte) of its own 8 MiB model in flight over 3 "

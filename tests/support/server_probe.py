@@ -18,7 +18,7 @@ latency; ``check_status server`` (get_system_info) also lists the connected site
 dropped site disappears) with each site's last heartbeat as the server recorded it, so
 the largest gap between two recorded heartbeats shows whether the sites' heartbeats got
 through. ``list_jobs`` is what an admin types most; both are answered by the server parent
-alone (used by tests/test_download_flood.py and bench/interference_bench.py).
+alone (used by tests/download/test_download_flood.py and bench/interference_bench.py).
 """
 
 import statistics

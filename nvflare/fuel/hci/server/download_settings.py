@@ -135,7 +135,7 @@ def upstream_download_timeout(admin) -> float:
 
     Upstream computes it inline in BinaryTransfer.download_folder (no function to call):
     keep the source reference through the owning session's next expiry sweep. The fork's
-    own downloads use the same value; tests/test_upstream_shapes.py runs upstream's
+    own downloads use the same value; tests/upstream/test_upstream_shapes.py runs upstream's
     download_folder and fails if its value and this one part.
     """
     sessions = admin.sess_mgr

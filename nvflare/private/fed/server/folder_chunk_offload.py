@@ -53,7 +53,7 @@ from nvflare.fuel.utils.log_utils import get_module_logger
 
 log = get_module_logger(__name__)
 
-# DownloadService's request payload keys (download_service._PropKey, pinned by tests/test_upstream_shapes.py).
+# DownloadService's request payload keys (download_service._PropKey, pinned by tests/upstream/test_upstream_shapes.py).
 REF_ID = "ref_id"
 CONTROL_KEYS = ("confirm", "cancel")
 

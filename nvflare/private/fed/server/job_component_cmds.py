@@ -230,7 +230,7 @@ class JobComponentCommandModule(JobCommandModule):
         """Remove a command's transaction folder and all in it.
 
         What upstream's private JobCommandModule._clean_up_download does, through its public
-        BinaryTransfer.tx_path (tests/test_upstream_shapes.py pins that path).
+        BinaryTransfer.tx_path (tests/upstream/test_upstream_shapes.py pins that path).
         """
         shutil.rmtree(self.tx_path(conn, tx_id), ignore_errors=True)
 

@@ -13,7 +13,7 @@
 # limitations under the License.
 """fl_admin completion without a terminal: no readline, and the word under the cursor.
 
-The real console on a real terminal is tests/test_console_completion.py (tmux).
+The real console on a real terminal is tests/download/test_console_completion.py (tmux).
 """
 
 import subprocess

@@ -45,7 +45,7 @@ from path_guard_jobs import cse_locator_job, files_holding
 
 pytestmark = pytest.mark.system
 
-SUPPORT = Path(__file__).resolve().parent / "support"
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 FORK_IMAGE = "registry.example/nvflare-fork:2.9.0-model.1"
 STORE_FILE = "job_model_store__p_resources.json"
 STORE = "nvflare.app_common.widgets.job_model_store.JobModelStore"

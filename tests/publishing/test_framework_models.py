@@ -33,7 +33,7 @@ import pytest
 from admin_console import AdminConsole
 from model_jobs import BEST, GLOBAL, NP_SCHEDULE_SCRIPT, job_meta, member, np_fedavg_job, pt_fedavg_job, tf_fedavg_job
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "model-publishing.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "model-publishing.md"
 BEST_ROUND = 1  # METRIC_SCHEDULE's maximum
 
 

@@ -19,7 +19,7 @@ admin_download_server_reserve) are read in a fresh interpreter per case, as the 
 reads them at startup (check_download_settings: a bad value stops it with the message
 checked here). The reserve and the lifetime of every download binding run against
 upstream's real SessionManager, like test_download_admission_units. The range bounds and
-the progress bound on a real server: tests/test_download_flood.py.
+the progress bound on a real server: tests/download/test_download_flood.py.
 """
 
 import os

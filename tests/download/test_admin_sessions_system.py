@@ -75,7 +75,7 @@ WINDOW = 15
 RATE = 30
 FAILURES = 5
 FLOOD_SECONDS = 5
-SUPPORT = Path(__file__).parent / "support"
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 
 @pytest.fixture(scope="module")
