@@ -20,7 +20,9 @@ The only way patches are edited (Electron's import/export workflow, Debian's gbp
   export  write the commits after 'upstream' back as patches/ files and refresh patches/series
   check   rebuild the tree in a temp dir, re-export, fail if any patch file would change
           or if patches/ holds a file series does not list
-  lint    every patch has a DEP-3 style header and a behaviour test that names it
+  lint    every patch has a DEP-3 style header (Summary, a Feature of FEATURES, From/Author
+          the maintainers, Forwarded matching patches/README.md's upstream candidates), series
+          is in feature order, and a behaviour test names each patch
   changes print (or --write into patches/README.md) the feature map and the table of what
           each patch changes, made from the patch headers and FEATURES; check fails when
           patches/README.md's copy is stale
