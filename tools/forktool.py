@@ -794,11 +794,15 @@ def cmd_rebase(args):
     if in_progress:
         print(
             f"the tree {tree} stopped at the first conflict. Resolve it with git: edit the files, "
-            f"git add them, git rebase --continue (repeat), then: forktool.py export, check, lint, "
-            f"changes --write, and note the new base in CHANGELOG.md"
+            f"git add them, git rebase --continue (repeat), then: forktool.py export, changes --write, "
+            f"regenerate what check names stale (settings table, drift and parity reports), check, lint, "
+            f"and note the new base in CHANGELOG.md"
         )
         return 1
-    print("no conflicts: run forktool.py export, check, lint, changes --write, and note the new base in CHANGELOG.md")
+    print(
+        "no conflicts: run forktool.py export, changes --write, regenerate what check names stale (settings "
+        "table, drift and parity reports), check, lint, and note the new base in CHANGELOG.md"
+    )
     return 0
 
 
