@@ -415,6 +415,11 @@ def lint_problems(patches_dir: Path = build.PATCHES_DIR, tests_dir: Path = TESTS
                 )
             last_rank = max(last_rank, rank)
     problems += candidate_problems(patches_dir)
+    root = patches_dir.parent
+    for key, feature in FEATURES.items():
+        for path in (feature.entry, feature.doc):
+            if not (root / path).is_file():
+                problems.append(f"FEATURES['{key}'] names {path}, which does not exist (a module moved?)")
     return problems
 
 

@@ -119,6 +119,16 @@ def test_lint_requires_summary_feature_and_the_maintainers(repo_copy, fork_build
     assert f"lint: {series[2]}: 'Summary:' must be one line of at most 100 characters" in proc.stderr
 
 
+def test_lint_catches_a_feature_naming_a_moved_module(repo_copy):
+    (repo_copy / "nvflare" / "fuel" / "hci" / "client" / "console_completion.py").unlink()
+    proc = forktool(repo_copy, "lint")
+    assert proc.returncode == 1
+    assert (
+        "lint: FEATURES['console'] names nvflare/fuel/hci/client/console_completion.py, which does not exist "
+        "(a module moved?)"
+    ) in proc.stderr
+
+
 def test_lint_requires_series_in_feature_order(repo_copy, fork_build):
     series = fork_build.read_series()
     assert series[-1].startswith("deploy-prepare"), "the series ends with the kits feature"
