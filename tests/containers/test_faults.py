@@ -105,14 +105,20 @@ def test_full_volume_at_publish_time(deployment, tmp_path):
     assert left_in_full_volume == [], "a partial copy was left where the store stages"
     assert_nothing_stored(deployment, job_id, components)
     log = deployment.parent_log()
-    errors = re.findall(rf"Model from server\.{job_id}: job model store failed: (.*)", log)
-    assert errors and all("[Errno 28] No space left on device" in e for e in errors), errors or log[-4000:]
+    # the store says which folder is full: the space check before the copy, or the copy itself
+    errors = re.findall(rf"Did not store a model: (.*)", log)
+    full = (
+        rf"no space left in {STAGING} to store the (global|best) model of job {job_id} \(No space left on device\)",
+        rf"not enough free disk space to store the (global|best) model of job {job_id}: it needs \d+ bytes \(\d+ "
+        rf"bytes plus a margin of \d+\) in {STAGING}, and \d+ bytes are free",
+    )
+    assert errors and all(any(re.fullmatch(f, e) for f in full) for e in errors), errors or log[-4000:]
     files = archive(deployment, job_id)
     assert member(files, "app_server/FL_global_model.pt"), "the model stays in the job's workspace"
     job_log = files["log.txt"].decode(errors="replace")
-    assert re.search(r"Failed to publish .*: job model store failed: .*No space left on device", job_log), job_log[
-        -4000:
-    ]
+    assert re.search(
+        rf"Failed to publish .*: (no space left in|not enough free disk space) .*{STAGING}", job_log
+    ), job_log[-4000:]
 
 
 def test_server_parent_container_restarted(deployment, engine, pt_run, tf_run, tmp_path):
