@@ -338,6 +338,22 @@ def wait_finished(deployment: Deployment, job_id: str, timeout: float = 600) -> 
     raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{deployment.parent_log()[-4000:]}")
 
 
+def wait_ended(deployment: Deployment, job_id: str, timeout: float = 120) -> tuple:
+    """(status, components, how it ended) of a job whose server container exits on its own.
+
+    podman 4.3's Docker API loses the exit of a container that auto_remove removed (``wait``
+    answers StatusCode 0 "container has already been removed", or never answers), so
+    upstream's DockerJobHandle may report such a job a success or keep it RUNNING; then the
+    admin's abort_job ends it, as an operator would. Docker Engine reports the exit code.
+    """
+    try:
+        return (*wait_finished(deployment, job_id, timeout), "by itself")
+    except AssertionError:  # the engine never reported the exit
+        with deployment.session() as sess:
+            sess.abort_job(job_id)
+        return (*wait_finished(deployment, job_id, 180), "by abort_job")
+
+
 @dataclass
 class JobRun:
     job_id: str
