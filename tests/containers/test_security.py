@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 import pytest
-from container_deployment import archive, member, wait_ended
+from container_deployment import archive, wait_ended
 from container_engine import PT_IMAGE
 from container_jobs import in_image
 from cryptography import x509
@@ -125,7 +125,7 @@ def test_a_config_only_job_in_its_container_cannot_aim_a_locator_at_another_job(
     # EXECUTION_EXCEPTION where the engine reports the container's exit (see wait_ended)
     assert status.startswith("FINISHED:"), (status, deployment.parent_log()[-4000:])
     files = archive(deployment, job_id)
-    job_log = member(files, "log.txt").decode(errors="replace")
+    job_log = files["log.txt"].decode(errors="replace")
     run = f"{WORKSPACE}/{job_id}"
     for key, path in (("victim", names["victim"]), ("server", f"{WORKSPACE}/startup/server.key")):
         assert (
