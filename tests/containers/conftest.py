@@ -67,14 +67,16 @@ def deployment(engine, images):
 @pytest.fixture(scope="session")
 def main_runs(deployment, tmp_path_factory) -> dict:
     """Two PyTorch jobs submitted together (side by side, as on a real server): one in the
-    fork's torch image with the BYOC key finder on the server, one in the stock image."""
+    fork's torch image with the BYOC key finder and key thief (tests/support/key_thief.py)
+    on the server, one in the stock image."""
     from container_deployment import run_jobs
     from container_engine import PT_IMAGE, STOCK_PT_IMAGE
     from container_jobs import add_key_finder, pt_job
+    from key_thief import add_thief
     from model_jobs import BEST, GLOBAL
 
     tmp = tmp_path_factory.mktemp("jobs")
-    pt = add_key_finder(pt_job(tmp, "pt_ctr", PT_IMAGE))
+    pt = add_thief(add_key_finder(pt_job(tmp, "pt_ctr", PT_IMAGE)))
     stock = pt_job(tmp, "pt_stock", STOCK_PT_IMAGE, has_fork=None, num_rounds=1)
     links = {GLOBAL: "FL_global_model.pt", BEST: "best_FL_global_model.pt"}
     return run_jobs(deployment, {"pt": (pt, links), "stock": (stock, {})})

@@ -70,9 +70,11 @@ def assert_published_by_link(deployment, run, files: dict):
         assert component in run.components, run.components  # listed the moment the status read FINISHED
         record = records[component]
         assert record["transfer"] == "link", record
+        # the parent signs with its dedicated key, so it hashes what it stores itself (model_signer)
+        assert record["hashed"] == "store", record
         assert re.search(
             rf"Stored \w+ model '{re.escape(file_name)}' of job {run.job_id} as {component} \(\d+ bytes, sha256 "
-            rf"{record['sha256'][:12]} from the job process, link\)",
+            rf"{record['sha256'][:12]} computed by the store, link\)",
             log,
         ), log[-4000:]
         if component in run.watch.links:
@@ -177,10 +179,10 @@ def test_a_job_image_without_the_fork_runs_the_job_as_upstream(deployment, stock
 def test_what_a_byoc_job_container_can_read(deployment, pt_run):
     """A BYOC server component lists, from inside its job container, what a forger could use.
 
-    Today's layout is upstream's: the parent's startup/ and local/ are bind-mounted read-only
-    into every job container, so the server's TLS key is readable there; no other job's run
-    folder, no job store, no Docker socket. (The dedicated model-signing key of the security
-    issue must never appear in ``private_keys``; see docs/containers.md.)
+    Upstream's layout: the parent's startup/ and local/ are bind-mounted read-only into
+    every job container, so the server's TLS key is readable there; no other job's run
+    folder, no job store, no Docker socket, and nothing of the parent's ``signing/`` (its
+    dedicated model-signing key; what a forger does with the rest: test_security.py).
     """
     import json
 
@@ -194,6 +196,8 @@ def test_what_a_byoc_job_container_can_read(deployment, pt_run):
     tops = {f.split("/")[0] for f in report["workspace_files"]}
     assert tops <= {"startup", "local", pt_run.job_id}, tops
     assert report["private_keys"] == [f"{WORKSPACE}/startup/server.key"]
+    assert (deployment.kit("server") / "signing" / "model_signing.key").is_file()  # in the parent's kit only
+    assert not [f for f in report["workspace_files"] + list(report["pem_files"]) if "signing" in f]
     workspace_mounts = sorted(m for m in report["mounts"] if m.startswith(WORKSPACE))
     assert workspace_mounts == [WORKSPACE] + [f"{WORKSPACE}/{d}" for d in sorted(["local", "startup", pt_run.job_id])]
     print("job container can read:", json.dumps({k: report[k] for k in ("private_keys", "pem_files")}, indent=1))

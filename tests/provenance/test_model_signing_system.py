@@ -44,23 +44,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from flare_system import FlareSystem
 from job_components import LEAD, OTHER_ORG_LEAD, JobStore, add_role_users, write_numpy_job
-from key_thief import cert_for, forgeries, link_planter_job, public_bytes, stolen_material, thief_job
+from key_thief import (
+    EVIL,
+    STRICT_REFUSAL,
+    STRONG,
+    WEAKER,
+    cert_for,
+    forgeries,
+    link_planter_job,
+    public_bytes,
+    stolen_material,
+    thief_job,
+    verify_in_process,
+)
 from model_jobs import GLOBAL, PUBLISHER, add_server_component, file_model_job, job_meta, workspace_files
 
 pytestmark = pytest.mark.system
 
 PROCESS = "nvflare.app_common.job_launcher.server_process_launcher.ServerProcessJobLauncher"
-WEAKER = (
-    "weaker: signed with the server's TLS key, not a dedicated model-signing key; where the server's job processes "
-    "can read that key (POC, kits run with the process launcher) any job's code could have signed this statement"
-)
-STRICT_REFUSAL = (
-    "weaker signature refused: strong provenance is required and this one is weaker: signed with the server's TLS "
-    "key, not a dedicated model-signing key; where the server's job processes can read that key (POC, kits run with "
-    "the process launcher) any job's code could have signed this statement"
-)
-STRONG = "strong: signed with the server's dedicated model-signing key"
-EVIL = b"a model the victim's job never made" * 1000
 
 
 def verify(system, path, *args):
@@ -104,22 +105,6 @@ def expected_refusal(cert, server: str):
     if cn != server:
         return f"certificate is not the project's server certificate: it was issued to {cn!r}, the project's server is {server!r}"
     return None
-
-
-def verify_in_process(path, *args):
-    """``nvflare model verify`` run in this process (model_cli.main, what the command runs): (exit code, stdout, stderr)."""
-    import contextlib
-    import io
-
-    from nvflare.tool.model.model_cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(["verify", str(path), *args])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def check_forgeries(system, tmp_path, keys, certs, victim_id, victim_path, server="server") -> dict:

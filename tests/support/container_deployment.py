@@ -20,7 +20,9 @@ images' user), and started by the kit's own ``startup/start_docker.sh`` run as t
 with the engine's socket group: the script's ``--user $(id -u):$(id -g)`` makes every
 parent container non-root, and upstream's docker job launcher starts each job container
 with the parent's uid:gid. The job store is in the server's workspace (deploy prepare's
-layout), on the same filesystem as the run folders the job containers write.
+layout), on the same filesystem as the run folders the job containers write. The
+server's dedicated model-signing key is installed in the prepared server kit's
+``signing/`` with `nvflare fork signing-key install`, as docs/provenance.md tells operators.
 """
 
 import contextlib
@@ -97,6 +99,14 @@ class Deployment:
         return self.prod / ADMIN
 
     @property
+    def signing_source(self) -> Path:
+        return self.prod / "server.model-signing"
+
+    @property
+    def signing_dir(self) -> Path:
+        return self.kit("server") / "signing"
+
+    @property
     def jobs_storage(self) -> Path:
         return self.kit("server") / "jobs-storage"
 
@@ -129,6 +139,11 @@ class Deployment:
                     str(self.kit(p)),
                 ]
             )
+        # The server's dedicated model-signing key (issued by `nvflare provision` beside the kit),
+        # installed where the docs say: <prepared kit>/signing, which no job container mounts.
+        self.signing_install = _run(
+            [NVFLARE, "fork", "signing-key", "install", str(self.kit("server")), "--from", str(self.signing_source)]
+        )
         self.home.mkdir()
         self.logs.mkdir()
         for path in (self.prepared, self.home):
@@ -321,6 +336,22 @@ def wait_finished(deployment: Deployment, job_id: str, timeout: float = 600) -> 
                 return status, sess.list_job_components(job_id)
             time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s\n{deployment.parent_log()[-4000:]}")
+
+
+def wait_ended(deployment: Deployment, job_id: str, timeout: float = 120) -> tuple:
+    """(status, components, how it ended) of a job whose server container exits on its own.
+
+    podman 4.3's Docker API loses the exit of a container that auto_remove removed (``wait``
+    answers StatusCode 0 "container has already been removed", or never answers), so
+    upstream's DockerJobHandle may report such a job a success or keep it RUNNING; then the
+    admin's abort_job ends it, as an operator would. Docker Engine reports the exit code.
+    """
+    try:
+        return (*wait_finished(deployment, job_id, timeout), "by itself")
+    except AssertionError:  # the engine never reported the exit
+        with deployment.session() as sess:
+            sess.abort_job(job_id)
+        return (*wait_finished(deployment, job_id, 180), "by abort_job")
 
 
 @dataclass

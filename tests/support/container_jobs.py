@@ -23,7 +23,9 @@ out for a stock image, so the server's documented default applies).
 container) it lists what the process can read that a forger would want - every file
 under the workspace mount, every readable PEM file of the container, key material in its
 environment - its uid/gid and its mounts, into ``key_finder.json`` of its run folder
-(the workspace archive brings it back).
+(the workspace archive brings it back), and leaves in that folder a symlink to the
+parent's model-signing key (``signing_key_link.pem``), which the parent must not follow
+when it archives the folder.
 """
 
 import json
@@ -68,12 +70,16 @@ KEY_FINDER = textwrap.dedent(
                 for f in files
                 if _readable(os.path.join(d, f)) is not None
             )
+            run_dir = fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())
+            stolen = os.path.join(run_dir, "stolen") + os.sep  # the key thief's copies, if it ran first
             pem = {}
             for top in sorted(set(os.listdir("/")) - {s.strip("/") for s in SKIP}):
                 for d, dirs, files in os.walk("/" + top):
                     dirs[:] = [x for x in dirs if os.path.join(d, x) not in SKIP]
                     for f in files:
                         path = os.path.join(d, f)
+                        if path.startswith(stolen):
+                            continue
                         data = _readable(path) if os.path.isfile(path) else None
                         if data and b"-----BEGIN " in data:
                             pem[path] = sorted({line.decode(errors="replace") for line in data.split(b"\\n")
@@ -84,9 +90,10 @@ KEY_FINDER = textwrap.dedent(
             report["docker_socket"] = os.path.exists("/var/run/docker.sock")
             with open("/proc/self/mountinfo") as f:
                 report["mounts"] = sorted({line.split()[4] for line in f})
-            run_dir = fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())
             with open(os.path.join(run_dir, "key_finder.json"), "w") as f:
                 json.dump(report, f, indent=1)
+            # a link to where the parent keeps its model-signing key: archived as a link, never its target
+            os.symlink(WORKSPACE + "/signing/model_signing.key", os.path.join(run_dir, "signing_key_link.pem"))
             self.log_info(fl_ctx, f"key finder: {len(report['private_keys'])} private key file(s) readable")
     '''
 )

@@ -35,6 +35,20 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+# what `nvflare model verify` says of each kind of signature
+WEAKER = (
+    "weaker: signed with the server's TLS key, not a dedicated model-signing key; where the server's job processes "
+    "can read that key (POC, kits run with the process launcher) any job's code could have signed this statement"
+)
+STRICT_REFUSAL = (
+    "weaker signature refused: strong provenance is required and this one is weaker: signed with the server's TLS "
+    "key, not a dedicated model-signing key; where the server's job processes can read that key (POC, kits run with "
+    "the process launcher) any job's code could have signed this statement"
+)
+STRONG = "strong: signed with the server's dedicated model-signing key"
+EVIL = b"a model the victim's job never made" * 1000
+
+
 THIEF = textwrap.dedent(
     """
     import json
@@ -138,11 +152,15 @@ def _add(job: Path, module: str, text: str, component: dict) -> Path:
     return job
 
 
+def add_thief(job: Path) -> Path:
+    """The thief as a server component of ``job`` (its code in the job's custom folder)."""
+    return _add(job, "key_thief", THIEF, {"id": "thief", "path": "key_thief.KeyThief", "args": {}})
+
+
 def thief_job(root: Path, name: str = "thief") -> Path:
     from model_jobs import file_model_job
 
-    job = file_model_job(root, name=name, size_mb=1, train_seconds=0.2)
-    return _add(job, "key_thief", THIEF, {"id": "thief", "path": "key_thief.KeyThief", "args": {}})
+    return add_thief(file_model_job(root, name=name, size_mb=1, train_seconds=0.2))
 
 
 def link_planter_job(job: Path, model: str, target: str) -> Path:
@@ -219,3 +237,19 @@ def forgeries(genuine_statement: dict, evil: bytes, key, cert_pem: bytes) -> dic
         "edited": sign_statement(edited, key_pem, cert_pem),
         "today's fields only": sign_statement(minimal, key_pem, cert_pem),
     }
+
+
+def verify_in_process(path, *args):
+    """``nvflare model verify`` run in this process (model_cli.main, what the command runs): (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from nvflare.tool.model.model_cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["verify", str(path), *args])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()

@@ -35,6 +35,12 @@ NP_TRAINER = "nvflare.app_common.np.np_trainer.NPTrainer"
 NP_VALIDATOR = "nvflare.app_common.np.np_validator.NPValidator"
 JSON_GENERATOR = "nvflare.app_common.widgets.validation_json_generator.ValidationJsonGenerator"
 NP_FILE_PERSISTOR = "nvflare.app_common.ccwf.comps.np_file_model_persistor.NPFileModelPersistor"
+# the rule every refusal of the job path guard ends with (persistor_path_guard.py)
+GUARD_RULE = (
+    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
+    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
+    "startup/, local/, other jobs' folders or the job store"
+)
 VICTIM_DELTA = 0.3125  # the victim's model: NPModelPersistor's initial [[1..9]] + this, after one round
 
 

@@ -60,6 +60,7 @@ model's size plus 64 MiB free there, nothing is written and the job's log says w
 both numbers (a link needs none).
 """
 
+import errno
 import os
 import re
 import shutil
@@ -144,6 +145,13 @@ def _check_staging_space(staging: str, size, job_id: str, kind: str) -> None:
             f"not enough free disk space to store the {kind} model of job {job_id}: it needs {size + STAGING_MARGIN} "
             f"bytes ({size} bytes plus a margin of {STAGING_MARGIN}) in {staging}, and {free} bytes are free"
         )
+
+
+def _volume_full(e: OSError, folder: str, job_id: str, kind: str) -> Exception:
+    """``e`` as a _NoSpace naming ``folder`` if it is a full volume (the errno text names no folder), else ``e``."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _NoSpace(f"no space left in {folder} to store the {kind} model of job {job_id} ({e.strerror})")
+    return e
 
 
 class JobModelStore(Widget):
@@ -335,7 +343,10 @@ class JobModelStore(Widget):
                 raise _Refused(f"job {job_id}: the received {kind} model does not match the sender's sha256/size")
             name = component[len(DataTypes.MODEL.value) + 1 :]
             with self._store_lock:
-                job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
+                try:
+                    job_manager.set_client_data(job_id, staged, name, DataTypes.MODEL.value, fl_ctx)
+                except OSError as e:
+                    raise _volume_full(e, os.path.dirname(e.filename or "") or "the job store", job_id, kind)
                 record = save_signed_record(self._engine, job_manager, job_id, component, record, fl_ctx)
         finally:
             if os.path.exists(staged):
@@ -393,8 +404,12 @@ class JobModelStore(Widget):
                 raise _NotVisible(f"{path} is not the sender's file here")
             staged = os.path.join(staging, uuid.uuid4().hex)
             if not opened.link_to(staged):
-                _check_staging_space(staging, seen[2] if len(seen) > 2 else None, job_id, str(payload.get(Key.KIND)))
-                opened.copy_to(staged)
+                kind = str(payload.get(Key.KIND))
+                _check_staging_space(staging, seen[2] if len(seen) > 2 else None, job_id, kind)
+                try:
+                    opened.copy_to(staged)
+                except OSError as e:
+                    raise _volume_full(e, staging, job_id, kind)
                 return staged, "copy", False
             # the link is the very inode that was opened and checked; its size and mtime unchanged
             return staged, "link", opened.identity()[:4] == seen[:4]
