@@ -139,7 +139,7 @@ FEATURES = {
     "transport": Feature(
         "direct HTTPS route, bounded and faster admin downloads",
         "nvflare/fuel/f3/drivers/direct_download_route.py",
-        "docs/performance.md",
+        "docs/download-component.md",
     ),
     "backfill": Feature(
         "models for jobs that finished before the fork",
