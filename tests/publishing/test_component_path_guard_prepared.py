@@ -41,6 +41,7 @@ import pytest
 from deploy_kits import deploy_prepare
 from flare_system import FlareSystem
 from job_components import OTHER_ORG_LEAD, add_role_users
+from path_guard_jobs import GUARD_RULE as RULE
 from path_guard_jobs import cse_locator_job, files_holding
 
 pytestmark = pytest.mark.system
@@ -49,11 +50,6 @@ SUPPORT = Path(__file__).resolve().parents[1] / "support"
 FORK_IMAGE = "registry.example/nvflare-fork:2.9.0-model.1"
 STORE_FILE = "job_model_store__p_resources.json"
 STORE = "nvflare.app_common.widgets.job_model_store.JobModelStore"
-RULE = (
-    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
-    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
-    "startup/, local/, other jobs' folders or the job store"
-)
 
 
 def fork_image(root: Path) -> Path:

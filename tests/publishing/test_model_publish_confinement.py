@@ -34,6 +34,7 @@ import pytest
 from flare_system import FlareSystem
 from job_components import LEAD, OTHER_ORG_LEAD, add_role_users
 from model_jobs import BEST, GLOBAL, PUBLISHER, job_meta, pt_fedavg_job
+from path_guard_jobs import GUARD_RULE
 from publish_attacks import (
     PT_PERSISTOR,
     RAW_OUTCOME,
@@ -108,13 +109,6 @@ def guard_refusal(job_id, setting, value, real, run) -> str:
         f"Job {job_id}: refused persistor 'persistor' (PTFileModelPersistor): {setting} {value!r} (write) resolves "
         f"to {str(real)!r}, outside the job's run folder {str(run)!r}: {GUARD_RULE}"
     )
-
-
-GUARD_RULE = (
-    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
-    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
-    "startup/, local/, other jobs' folders or the job store"
-)
 
 
 def test_lead_config_only_job_cannot_publish_the_server_key(guarded_system, tmp_path, reliability):

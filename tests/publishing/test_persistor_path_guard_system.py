@@ -45,16 +45,12 @@ import pytest
 from flare_system import FlareSystem
 from job_components import LEAD, OTHER_ORG_LEAD, add_role_users
 from model_jobs import GLOBAL, PUBLISHER, server_config_path
+from path_guard_jobs import GUARD_RULE as RULE
 from path_guard_jobs import client_persistor_job, cse_locator_job, files_holding, numpy_victim_job, victim_weights
 from publish_attacks import PT_PERSISTOR, log_of, pt_config_only_job, run_folder, stored_models
 
 pytestmark = pytest.mark.system
 
-RULE = (
-    "a job's components may write files only inside the job's own run folder, and read them only there or in a "
-    "directory of the site setting job_read_allowed_dirs (model_persistor_allowed_dirs), never in the site's "
-    "startup/, local/, other jobs' folders or the job store"
-)
 LOADING = "Loading checkpoint from "
 
 
