@@ -47,6 +47,7 @@ from nvflare.fuel.hci.model_backfill_defs import ALL_JOBS, BACKFILL_JOB_MODEL, B
 from nvflare.fuel.hci.proto import MetaStatusValue, make_meta
 from nvflare.fuel.hci.server.constants import ConnProps
 from nvflare.fuel.sec.authz import AuthorizationService, AuthzContext, Person
+from nvflare.private.fed.server.job_component_rights import download_right, extra_components
 
 USAGE = "_complete_job_args <command> jobs [job_id_prefix] | _complete_job_args <command> components <job_id>"
 
